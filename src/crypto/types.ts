@@ -92,3 +92,29 @@ export interface Kdf {
   extract(salt: Uint8Array, ikm: Uint8Array): Uint8Array;
   expand(prk: Uint8Array, info: Uint8Array, length: number): Uint8Array;
 }
+
+/** A result of the startup known-answer self-test of one primitive on one backend. */
+export interface SelfTestResult {
+  primitive: string;
+  backend: BackendName;
+  ok: boolean;
+  error?: string;
+}
+
+/**
+ * The primitives the rest of the server uses, one backend chosen per primitive
+ * (`createCrypto` in `src/crypto/index.ts`). `choices` says which backend serves what, for
+ * logs and `/health/detailed`.
+ */
+export interface CryptoSuite {
+  chachaPoly: BatchAead;
+  xchachaPoly: Aead;
+  aesGcm: Aead;
+  dh: Dh;
+  kem: Kem;
+  signer: Signer;
+  hash(name: HashName): Hash;
+  choices: Record<string, BackendName | string>;
+  /** Known-answer tests for every primitive and backend available; run at startup. */
+  selfTest(): SelfTestResult[];
+}
