@@ -25,6 +25,11 @@ export const serverSchema = z
     dataDir: z.string().min(1).default('./data'),
     /** Deadline for a graceful drain on SIGTERM/SIGINT, in milliseconds. */
     shutdownDeadlineMs: positiveInt.default(10_000),
+    /**
+     * On SIGTERM, report not-ready for this long before closing listeners, so load balancers
+     * (Kubernetes endpoints) stop routing new clients first. Milliseconds.
+     */
+    drainDelayMs: z.number().int().min(0).default(0),
     /** Maximum HTTP request body, in bytes. */
     bodyLimitBytes: positiveInt.default(1_048_576),
     /** Per-request timeout for HTTP routes (not streams), in milliseconds. */

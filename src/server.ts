@@ -1,0 +1,161 @@
+/**
+ * Entry of a node: config → logger → metrics → core → apps → Bun.serve; signals and the
+ * graceful drain. `startServer` is used by `ssc serve` and by tests (in-process).
+ */
+import { statfsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import type { Server } from 'bun';
+import { websocket } from 'hono/bun';
+import { createApps } from './app.ts';
+import type { Config } from './config/index.ts';
+import { createHealth } from './observability/health.ts';
+import { createLogging, type Logging } from './observability/logger.ts';
+import { createMetrics } from './observability/metrics.ts';
+import { loadOrCreateNodeKeys, type NodeKeys } from './security/node-keys.ts';
+import { version } from './version.ts';
+
+export interface RunningServer {
+  config: Config;
+  logging: Logging;
+  keys: NodeKeys;
+  /** The public server (channels, API). */
+  publicServer: Server<unknown>;
+  /** The ops server (metrics, probes, dashboard). */
+  opsServer: Server<unknown>;
+  /** Base URLs actually bound (port 0 resolved). */
+  urls: { public: string; ops: string };
+  /** Graceful drain; resolves when everything is closed and logs are flushed. */
+  stop(reason?: string): Promise<void>;
+}
+
+/** A function run during the drain, before listeners close (close sockets with 1001, flush queues). */
+export type DrainHook = (deadline: number) => Promise<void> | void;
+
+/** Starts a node from a validated config. */
+export async function startServer(config: Config): Promise<RunningServer> {
+  const startedAt = Date.now();
+  const nodeId = config.nodeId || hostname();
+  const logging = createLogging({ log: config.log, env: config.env, base: { node: nodeId } });
+  const root = logging.logger;
+  const logger = root.child({ component: 'system' });
+  const metrics = createMetrics({ nodeId });
+  metrics.info.set({ version, runtime: `bun ${Bun.version}` }, 1);
+  const health = createHealth({ metrics, logger });
+  const drainHooks: DrainHook[] = [];
+
+  const { keys, created } = loadOrCreateNodeKeys(config.server.dataDir);
+  if (created) logging.audit({ event: 'keys.generated', fingerprint: keys.identity.fingerprint, dataDir: config.server.dataDir });
+  logger.info({ fingerprint: keys.identity.fingerprint }, 'node identity loaded');
+
+  // Logging health: the log directory must be writable and have space.
+  health.register('logging', 'log-streams', {
+    critical: false,
+    check() {
+      if (!config.log.dir) return { status: 'healthy', output: 'file streams disabled' };
+      const stats = statfsSync(config.log.dir);
+      const freeRatio = stats.bavail / stats.blocks;
+      const status = freeRatio < 0.02 ? 'critical' : freeRatio < 0.1 ? 'warning' : 'healthy';
+      return {
+        status,
+        observedValue: Math.round(freeRatio * 1000) / 10,
+        observedUnit: 'percent free',
+        output: `log disk ${Math.round(freeRatio * 100)} % free`,
+        action: 'free disk space or lower log.rotation.keep',
+      };
+    },
+  });
+
+  let lagMs = 0;
+  let lastTick = performance.now();
+  const lagTimer = setInterval(() => {
+    const now = performance.now();
+    lagMs = Math.max(0, now - lastTick - 500);
+    lastTick = now;
+  }, 500);
+  lagTimer.unref?.();
+
+  const { publicApp, opsApp } = createApps({
+    config,
+    logger: root,
+    metrics,
+    health,
+    version,
+    startedAt,
+    eventLoopLagMs: () => Math.max(lagMs, performance.now() - lastTick - 500),
+  });
+
+  const tls =
+    config.server.tls.cert && config.server.tls.key
+      ? {
+          cert: Bun.file(config.server.tls.cert),
+          key: Bun.file(config.server.tls.key),
+          ca: config.server.tls.ca ? Bun.file(config.server.tls.ca) : undefined,
+          requestCert: config.server.tls.requestClientCert,
+        }
+      : undefined;
+
+  const publicServer = Bun.serve({
+    hostname: config.server.host,
+    port: config.server.port,
+    tls,
+    fetch: (request, server) => publicApp.fetch(request, { server }),
+    websocket: {
+      ...websocket,
+      idleTimeout: config.channel.idleTimeoutSeconds,
+      maxPayloadLength: config.channel.maxFrameBytes + 64,
+    },
+  });
+  const opsServer = Bun.serve({
+    hostname: config.server.metricsHost,
+    port: config.server.metricsPort,
+    fetch: (request, server) => opsApp.fetch(request, { server }),
+  });
+  const scheme = tls ? 'https' : 'http';
+  const urls = {
+    public: `${scheme}://${displayHost(config.server.host)}:${publicServer.port}`,
+    ops: `http://${displayHost(config.server.metricsHost)}:${opsServer.port}`,
+  };
+
+  health.start(config.observability.healthIntervalSeconds);
+  health.setLifecycle('ready');
+  logger.info(
+    { publicPort: publicServer.port, opsPort: opsServer.port, urls, version, env: config.env },
+    'listening',
+  );
+
+  let stopping: Promise<void> | undefined;
+  async function stop(reason = 'stop'): Promise<void> {
+    stopping ??= (async () => {
+      const deadline = Date.now() + config.server.shutdownDeadlineMs;
+      health.setLifecycle('draining');
+      logger.info({ reason, deadlineMs: config.server.shutdownDeadlineMs }, 'draining');
+      const work = (async () => {
+        if (config.server.drainDelayMs > 0) await Bun.sleep(config.server.drainDelayMs);
+        for (const hook of drainHooks) await hook(deadline);
+        // Stop accepting; let in-flight HTTP requests finish.
+        await publicServer.stop(false);
+      })();
+      const timedOut = await Promise.race([
+        work.then(() => false),
+        Bun.sleep(Math.max(0, deadline - Date.now())).then(() => true),
+      ]);
+      if (timedOut) logger.warn('drain deadline passed; closing remaining connections');
+      // Anything still open (WebSockets included) is closed with 1001 Going Away.
+      await publicServer.stop(true);
+      health.setLifecycle('stopped');
+      health.stop();
+      clearInterval(lagTimer);
+      await opsServer.stop(true);
+      metrics.close();
+      logger.info({ reason }, 'stopped');
+      await logging.flush();
+    })();
+    return stopping;
+  }
+
+  return { config, logging, keys, publicServer, opsServer, urls, stop };
+}
+
+function displayHost(host: string): string {
+  return host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+}
