@@ -20,6 +20,11 @@ Usage:
   ssc serve [options]          start a node (embedded default: in-process broker + SQLite)
   ssc keygen [options]         write the node's ML-DSA-65 identity and X25519 static key (mode 0600)
   ssc config print [options]   print the effective configuration, secrets redacted
+  ssc audit verify [--data-dir DIR] [--public-key FILE] FILE…
+                               check the audit log's hash chain and signed checkpoints
+                               (rotated .gz files too); exit 1 at the first broken record
+  ssc tls dev-cert [--out DIR] [--host NAME]
+                               write a self-signed certificate and key for development
   ssc --help | --version
 
 Options:
@@ -40,11 +45,20 @@ const options = {
   'data-dir': { type: 'string' },
   'log-dir': { type: 'string' },
   force: { type: 'boolean' },
+  'public-key': { type: 'string' },
+  out: { type: 'string' },
+  host: { type: 'string', multiple: true },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;
 
-type Flags = { [K in keyof typeof options]?: (typeof options)[K]['type'] extends 'boolean' ? boolean : string };
+type Flags = {
+  [K in keyof typeof options]?: (typeof options)[K] extends { multiple: true }
+    ? string[]
+    : (typeof options)[K]['type'] extends 'boolean'
+      ? boolean
+      : string;
+};
 
 function intFlag(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
@@ -108,13 +122,57 @@ function configPrint(flags: Flags): number {
   return 0;
 }
 
+async function auditVerify(flags: Flags, files: string[]): Promise<number> {
+  const { verifyAuditFiles } = await import('./security/audit-log.ts');
+  const { ml_dsa65 } = await import('@noble/post-quantum/ml-dsa.js');
+  const { fingerprintOf, loadNodeKeys } = await import('./security/node-keys.ts');
+  if (files.length === 0) {
+    console.error('usage: ssc audit verify [--data-dir DIR] [--public-key FILE] FILE…');
+    return 2;
+  }
+  const keys = new Map<string, Uint8Array>();
+  if (flags['public-key']) {
+    const json = JSON.parse(await Bun.file(flags['public-key']).text());
+    const publicKey = new Uint8Array(Buffer.from(json.publicKey, 'base64'));
+    keys.set(fingerprintOf(publicKey), publicKey);
+  } else {
+    const config = loadConfig({ file: flags.config, overrides: overridesFrom(flags) });
+    const identity = loadNodeKeys(config.server.dataDir).identity;
+    keys.set(identity.fingerprint, identity.publicKey);
+  }
+  const result = verifyAuditFiles(files, (signature, message, signer) => {
+    const key = keys.get(signer);
+    return key !== undefined && ml_dsa65.verify(signature, message, key);
+  });
+  const span = `seq ${result.firstSeq ?? '-'}…${result.lastSeq ?? '-'}`;
+  if (!result.ok) {
+    const b = result.broken!;
+    console.log(`BROKEN at ${b.file}:${b.line} (seq ${b.seq ?? '?'}): ${b.reason}`);
+    console.log(`verified before it: ${result.records} records, ${result.checkpoints} signed checkpoints`);
+    return 1;
+  }
+  console.log(`audit chain intact: ${result.records} records (${span}) in ${result.files} files, ${result.checkpoints} signed checkpoints`);
+  if (result.startsAfterGenesis) console.log('note: the chain starts after genesis (older files pruned by retention)');
+  if (result.unsignedTail > 0) console.log(`note: ${result.unsignedTail} records after the last checkpoint are not yet signed`);
+  return 0;
+}
+
+async function tlsDevCert(flags: Flags): Promise<number> {
+  const { generateDevCertificate } = await import('./security/tls.ts');
+  const out = flags.out ?? './data/tls';
+  const { cert, key } = await generateDevCertificate({ outDir: out, hosts: flags.host ?? ['localhost', '127.0.0.1'] });
+  console.log(`wrote ${cert} and ${key} (self-signed, for development only)`);
+  console.log(`use: [server.tls] cert = "${cert}"  key = "${key}"`);
+  return 0;
+}
+
 /** Runs the CLI; returns the exit code, or -1 when a server keeps running. */
 export async function main(argv: string[]): Promise<number> {
   const command = argv[0] && !argv[0].startsWith('-') ? argv[0] : undefined;
   const rest = command ? argv.slice(1) : argv;
-  const sub = command === 'config' ? rest[0] : undefined;
+  const sub = command && ['config', 'audit', 'tls', 'qkd'].includes(command) ? rest[0] : undefined;
   const args = sub ? rest.slice(1) : rest;
-  const { values } = parseArgs({ args, options, allowPositionals: true, strict: true });
+  const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
   const flags = values as Flags;
   if (flags.version) {
     console.log(version);
@@ -132,6 +190,14 @@ export async function main(argv: string[]): Promise<number> {
     case 'config':
       if (sub === 'print') return configPrint(flags);
       console.error('usage: ssc config print');
+      return 2;
+    case 'audit':
+      if (sub === 'verify') return auditVerify(flags, positionals);
+      console.error('usage: ssc audit verify FILE…');
+      return 2;
+    case 'tls':
+      if (sub === 'dev-cert') return tlsDevCert(flags);
+      console.error('usage: ssc tls dev-cert [--out DIR] [--host NAME]…');
       return 2;
     default:
       console.error(`unknown command: ${command}\n\n${help}`);
