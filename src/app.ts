@@ -27,6 +27,8 @@ export interface AppDeps {
   version: string;
   startedAt: number;
   eventLoopLagMs: () => number;
+  /** Middleware that runs on the public app after correlation and before routes (bans, rate limits). */
+  publicGuards?: import('hono').MiddlewareHandler[];
   /** Routes of the domain rooms, mounted on the public app at the given prefix. */
   publicRoutes?: { prefix: string; app: Hono<any> }[];
   /** Routes mounted on the ops app (dashboard, admin). */
@@ -89,6 +91,7 @@ export function createApps(deps: AppDeps): { publicApp: Hono<AppEnv>; opsApp: Ho
     '*',
     cors({ origin: (origin) => (config.server.corsOrigins.includes(origin) ? origin : null), credentials: false }),
   );
+  for (const guard of deps.publicGuards ?? []) publicApp.use('*', guard);
   publicApp.use('*', bodyLimit({ maxSize: config.server.bodyLimitBytes }));
   publicApp.onError(errorRenderer(config, metrics));
   publicApp.notFound(notFound);

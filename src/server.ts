@@ -11,6 +11,9 @@ import type { Config } from './config/index.ts';
 import { createHealth } from './observability/health.ts';
 import { createLogging, type Logging } from './observability/logger.ts';
 import { createMetrics } from './observability/metrics.ts';
+import { runEntropyTests } from './security/entropy.ts';
+import { banAndRateLimit, createAdminRoutes } from './security/http.ts';
+import { type BanList, createMemoryBanList, createRedisBanList, createSecurityLimits } from './security/limits.ts';
 import { loadOrCreateNodeKeys, type NodeKeys } from './security/node-keys.ts';
 import { version } from './version.ts';
 
@@ -65,6 +68,76 @@ export async function startServer(config: Config): Promise<RunningServer> {
     },
   });
 
+  // Security foundation: entropy health (SP 800-90B) at startup and periodically; bans and limits.
+  const securityLog = root.child({ component: 'security' });
+  let entropy = runEntropyTests();
+  const entropyTimer = setInterval(() => {
+    const before = entropy.ok;
+    entropy = runEntropyTests();
+    if (!entropy.ok || !before) securityLog[entropy.ok ? 'info' : 'error']({ entropy }, 'entropy health test');
+  }, config.security.entropyIntervalSeconds * 1000);
+  entropyTimer.unref?.();
+  if (!entropy.ok) securityLog.error({ entropy }, 'entropy health test failed: handshakes refused');
+  health.register('security-foundation', 'entropy', {
+    critical: true,
+    check: () => ({
+      status: entropy.ok ? 'healthy' : 'down',
+      observedValue: entropy.repetitionCount.longestRun,
+      observedUnit: `longest run (cutoff ${entropy.repetitionCount.cutoff}); APT max ${entropy.adaptiveProportion.highestCount}/${entropy.adaptiveProportion.cutoff}`,
+      output: entropy.ok ? `CSPRNG passed RCT and APT at ${entropy.at}` : 'CSPRNG output failed the SP 800-90B health tests',
+      action: 'stop the node; check the host entropy source (virtio-rng, kernel RNG) before restarting',
+    }),
+  });
+  let redis: import('ioredis').default | undefined;
+  if (config.broker.type === 'redis') {
+    const { default: Redis } = await import('ioredis');
+    redis = new Redis(config.broker.redis.url, {
+      lazyConnect: false,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      commandTimeout: config.broker.redis.commandTimeoutMs,
+    });
+    redis.on('error', (error) => securityLog.warn({ err: error.message }, 'redis (security) error'));
+    // Give Redis a moment at startup; a node that cannot reach it starts degraded, not crashed.
+    const ready = await Promise.race([
+      new Promise<boolean>((resolve) => redis!.once('ready', () => resolve(true))),
+      Bun.sleep(3_000).then(() => false),
+    ]);
+    if (!ready) securityLog.warn({ url: config.broker.redis.url }, 'redis not ready at startup');
+  }
+  const banList: BanList = redis
+    ? createRedisBanList(redis, config.broker.redis.keyPrefix, 1_000, (e) => securityLog.warn({ err: String(e) }, 'ban list refresh failed'))
+    : createMemoryBanList();
+  const limits = createSecurityLimits({
+    config: config.security,
+    metrics,
+    audit: logging.audit,
+    banList,
+    redis,
+    keyPrefix: config.broker.redis.keyPrefix,
+  });
+  health.register('security-foundation', 'bans', {
+    critical: false,
+    async check() {
+      let bans: Awaited<ReturnType<BanList['list']>>;
+      try {
+        bans = await banList.list();
+      } catch (error) {
+        return {
+          status: 'degraded',
+          output: `ban list unavailable: ${(error as Error).message}`,
+          action: 'check Redis; bans are enforced from the last known list meanwhile',
+        };
+      }
+      return {
+        status: 'healthy',
+        observedValue: bans.length,
+        observedUnit: 'active bans',
+        output: bans.length ? `${bans.length} sources banned` : 'no active bans',
+      };
+    },
+  });
+
   let lagMs = 0;
   let lastTick = performance.now();
   const lagTimer = setInterval(() => {
@@ -82,6 +155,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
     version,
     startedAt,
     eventLoopLagMs: () => Math.max(lagMs, performance.now() - lastTick - 500),
+    publicGuards: [banAndRateLimit(limits)],
+    opsRoutes: [{ prefix: '/api/admin', app: createAdminRoutes({ config, limits, audit: logging.audit }) }],
   });
 
   const tls =
@@ -145,6 +220,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
       health.setLifecycle('stopped');
       health.stop();
       clearInterval(lagTimer);
+      clearInterval(entropyTimer);
+      banList.close();
+      redis?.disconnect();
       await opsServer.stop(true);
       metrics.close();
       logger.info({ reason }, 'stopped');
