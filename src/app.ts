@@ -6,9 +6,11 @@
 import { prometheus } from '@hono/prometheus';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { compress } from 'hono/compress';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import { secureHeaders } from 'hono/secure-headers';
+import { timeout } from 'hono/timeout';
 import type { Logger } from 'pino';
 import type { Config } from './config/index.ts';
 import { AppError, type ErrorBody } from './errors.ts';
@@ -93,6 +95,11 @@ export function createApps(deps: AppDeps): { publicApp: Hono<AppEnv>; opsApp: Ho
   );
   for (const guard of deps.publicGuards ?? []) publicApp.use('*', guard);
   publicApp.use('*', bodyLimit({ maxSize: config.server.bodyLimitBytes }));
+  // JSON answers are compressed; event streams and binary frames are not (they must flush as
+  // they go, and ciphertext does not compress).
+  publicApp.use('*', compress({ contentTypeFilter: /^application\/(json|health\+json)/ }));
+  // A route timeout for ordinary requests; streams (SSE) and upgrades return before it fires.
+  publicApp.use('*', timeout(config.server.requestTimeoutMs));
   publicApp.onError(errorRenderer(config, metrics));
   publicApp.notFound(notFound);
   publicApp.route('/', probes);
@@ -102,6 +109,7 @@ export function createApps(deps: AppDeps): { publicApp: Hono<AppEnv>; opsApp: Ho
   const opsApp = new Hono<AppEnv>();
   opsApp.use('*', requestContext(logger));
   opsApp.use('*', secureHeaders());
+  opsApp.use('*', bodyLimit({ maxSize: config.server.bodyLimitBytes }));
   opsApp.onError(errorRenderer(config, metrics));
   opsApp.notFound(notFound);
   opsApp.route('/', probes);
