@@ -79,8 +79,10 @@ esac
 for port in "$public_port" "$metrics_port"; do
   [[ "$port" =~ ^[0-9]+$ ]] || { echo "install.sh: port must be a number: $port" >&2; exit 2; }
 done
-[ -f "$source_dir/package.json" ] && [ -f "$source_dir/src/cli.ts" ] ||
-  { echo "install.sh: $source_dir is not a Streamlined Secure Comms checkout" >&2; exit 2; }
+if [ ! -f "$source_dir/package.json" ] || [ ! -f "$source_dir/src/cli.ts" ]; then
+  echo "install.sh: $source_dir is not a Streamlined Secure Comms checkout" >&2
+  exit 2
+fi
 if [ "$dry_run" -eq 0 ] && [ "$create_user" -eq 1 ] && [ "$(id -u)" -ne 0 ]; then
   echo "install.sh: creating the $RUN_USER user and setting owners needs root (or pass --no-user)" >&2
   exit 2

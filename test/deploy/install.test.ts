@@ -45,6 +45,12 @@ describe('install.sh', () => {
     expect(bad.stderr).toContain('--no-such-flag');
   });
 
+  test.skipIf(!hasCommand('shellcheck'))('passes shellcheck', () => {
+    const result = run(['shellcheck', installScript]);
+    expect(result.stdout).toBe('');
+    expect(result.code).toBe(0);
+  });
+
   test('--dry-run into a fresh prefix prints the plan and creates nothing', () => {
     const prefix = join(work, 'dry-fresh');
     const result = install('--dry-run', '--prefix', prefix, '--no-user', '--skip-deps', '--firewall');

@@ -36,8 +36,10 @@ describe('deploy/prometheus/prometheus.yml', () => {
   });
 
   test('loads alerts.yml exactly when it exists', () => {
+    // When alerts.yml lands, uncomment `rule_files` in prometheus.yml so Prometheus loads it.
     const rules: string[] = scrape.rule_files ?? [];
     expect(rules.includes('alerts.yml')).toBe(existsSync(alertsPath));
+    for (const file of rules) expect(existsSync(join(deployDir, 'prometheus', file))).toBe(true);
   });
 
   test.skipIf(!requireTool('prometheus'))(
