@@ -8,6 +8,7 @@ import type { Server } from 'bun';
 import { websocket } from 'hono/bun';
 import { createApps } from './app.ts';
 import type { Config } from './config/index.ts';
+import { createAlerting } from './observability/alerts/index.ts';
 import { createHealth } from './observability/health.ts';
 import { createLogging, type Logging } from './observability/logger.ts';
 import { createMetrics } from './observability/metrics.ts';
@@ -147,6 +148,19 @@ export async function startServer(config: Config): Promise<RunningServer> {
   }, 500);
   lagTimer.unref?.();
 
+  // Alerting, metric history and the dashboard (ops port); the ops URL is known once listening.
+  let opsUrl = '';
+  const alerting = await createAlerting({
+    config,
+    metrics,
+    health,
+    logger: root,
+    audit: logging.audit,
+    nodeId,
+    version,
+    externalURL: () => opsUrl,
+  });
+
   const { publicApp, opsApp } = createApps({
     config,
     logger: root,
@@ -156,7 +170,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
     startedAt,
     eventLoopLagMs: () => Math.max(lagMs, performance.now() - lastTick - 500),
     publicGuards: [banAndRateLimit(limits)],
-    opsRoutes: [{ prefix: '/api/admin', app: createAdminRoutes({ config, limits, audit: logging.audit }) }],
+    opsRoutes: [
+      { prefix: '/api/admin', app: createAdminRoutes({ config, limits, audit: logging.audit }) },
+      { prefix: '/', app: alerting.routes },
+    ],
   });
 
   const tls =
@@ -191,7 +208,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
     ops: `http://${displayHost(config.server.metricsHost)}:${opsServer.port}`,
   };
 
+  opsUrl = urls.ops;
   health.start(config.observability.healthIntervalSeconds);
+  alerting.start();
   health.setLifecycle('ready');
   logger.info(
     { publicPort: publicServer.port, opsPort: opsServer.port, urls, version, env: config.env },
@@ -223,6 +242,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       clearInterval(entropyTimer);
       banList.close();
       redis?.disconnect();
+      await alerting.stop();
       await opsServer.stop(true);
       metrics.close();
       logger.info({ reason }, 'stopped');

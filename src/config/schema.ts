@@ -244,6 +244,8 @@ export const alertRuleSchema = z
     /** Raise severity one step after the condition holds this many more evaluations; 0 = never. */
     escalateAfter: z.number().int().min(0).default(0),
     action: z.string().default(''),
+    /** False switches the rule (e.g. a default of the same name) off. */
+    enabled: z.boolean().default(true),
   })
   .strict();
 
