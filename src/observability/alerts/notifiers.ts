@@ -136,6 +136,7 @@ export function emailSubject(event: AlertEvent): string {
   const { alert } = event;
   const { alertname: _n, severity: _s, ...rest } = alert.labels;
   const labels = Object.entries(rest)
+    .sort(([a], [b]) => a.localeCompare(b))
     .map(([k, v]) => `${k}=${v}`)
     .join(' ');
   const status = event.kind === 'resolved' ? 'RESOLVED' : event.kind === 'escalated' ? 'ESCALATED' : 'FIRING';
