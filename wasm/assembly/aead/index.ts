@@ -1,0 +1,190 @@
+/**
+ * The quantum core's AEAD hot path: ChaCha20-Poly1305 (RFC 8439 §2.8) and XChaCha20-Poly1305
+ * (draft-irtf-cfrg-xchacha §2), single calls and a batch API.
+ *
+ * Memory contract with the JS glue (`src/crypto/wasm.ts`): this module never allocates. Its
+ * scratch lives in static data below `heapBase()`; everything from `heapBase()` up belongs to
+ * the caller, which lays out keys, nonces, AAD, inputs, outputs and batch tables there and grows
+ * the memory itself when needed.
+ *
+ * Batch table (`batch(table, count, op)`): `count` items of 8 little-endian u32 each —
+ * `[keyPtr, noncePtr, aadPtr, aadLen, srcPtr, srcLen, dstPtr, status]`. Seal writes
+ * `srcLen + 16` bytes (ciphertext || tag) at dstPtr; open reads `srcLen` bytes (ciphertext ||
+ * tag) and, only when the tag verifies, writes `srcLen − 16` bytes of plaintext. `status` is set
+ * to 1 on success and 0 on failure.
+ */
+import { KS, ZERO, chachaXor, hchacha20, xor4Simd, xorBlocksScalar, xorBytes } from './chacha';
+import { polyBlocks, polyFinish, polyInit } from './poly1305';
+
+export { chachaXor, hchacha20 } from './chacha';
+
+const PADBUF: usize = memory.data(16, 16);
+const TAG: usize = memory.data(16, 16);
+const SUBKEY: usize = memory.data(32, 16);
+const NONCE12: usize = memory.data(16, 16);
+
+export const OP_SEAL: u32 = 0;
+export const OP_OPEN: u32 = 1;
+export const OP_XSEAL: u32 = 2;
+export const OP_XOPEN: u32 = 3;
+
+/** First byte the caller may use; everything below is the module's static data. */
+export function heapBase(): usize {
+  return (__heap_base + 63) & ~(<usize>63);
+}
+
+/** 1 in the SIMD build, 0 in the scalar build. */
+export function isSimd(): u32 {
+  return ASC_FEATURE_SIMD ? 1 : 0;
+}
+
+/** Absorbs `len` bytes zero-padded to a multiple of 16 (RFC 8439 §2.8 pad16). */
+function polyPadded(m: usize, len: usize): void {
+  const full = len & ~(<usize>15);
+  if (full > 0) polyBlocks(m, full, 1 << 24);
+  const rem = len & 15;
+  if (rem > 0) {
+    store<u64>(PADBUF, 0, 0);
+    store<u64>(PADBUF, 0, 8);
+    memory.copy(PADBUF, m + full, rem);
+    polyBlocks(PADBUF, 16, 1 << 24);
+  }
+}
+
+/** The AEAD MAC input: AAD ‖ pad ‖ ciphertext ‖ pad ‖ le64(aadLen) ‖ le64(ctLen). */
+function polyAead(aad: usize, aadLen: usize, ct: usize, ctLen: usize, out: usize): void {
+  polyPadded(aad, aadLen);
+  polyPadded(ct, ctLen);
+  store<u64>(PADBUF, <u64>aadLen, 0);
+  store<u64>(PADBUF, <u64>ctLen, 8);
+  polyBlocks(PADBUF, 16, 1 << 24);
+  polyFinish(out);
+}
+
+/**
+ * Keystream block 0 gives the Poly1305 key (RFC 8439 §2.6). The SIMD build computes blocks 0–3
+ * in one 4-way call, so up to 192 bytes of payload keystream come for free; returns how many
+ * payload bytes KS + 64 already covers.
+ */
+// @ts-ignore: decorator
+@inline function firstBlocks(key: usize, nonce: usize): usize {
+  if (ASC_FEATURE_SIMD) {
+    xor4Simd(key, nonce, 0, ZERO, KS);
+    return 192;
+  } else {
+    xorBlocksScalar(key, nonce, 0, ZERO, KS, 1);
+    return 0;
+  }
+}
+
+/** Encrypts with the keystream from counter 1, using what `firstBlocks` left in KS. */
+// @ts-ignore: decorator
+@inline function cryptPayload(key: usize, nonce: usize, src: usize, dst: usize, len: usize, cached: usize): void {
+  if (cached > 0) {
+    const first = len < cached ? len : cached;
+    xorBytes(src, KS + 64, dst, first);
+    if (len > first) chachaXor(key, nonce, 4, src + first, dst + first, len - first);
+  } else {
+    chachaXor(key, nonce, 1, src, dst, len);
+  }
+}
+
+function wipeScratch(): void {
+  memory.fill(KS, 0, 256);
+  memory.fill(TAG, 0, 16);
+}
+
+/** ChaCha20-Poly1305 seal (RFC 8439 §2.8): writes `len` bytes of ciphertext and the tag to `dst`. */
+export function seal(key: usize, nonce: usize, aad: usize, aadLen: usize, src: usize, len: usize, dst: usize): void {
+  const cached = firstBlocks(key, nonce);
+  polyInit(KS);
+  cryptPayload(key, nonce, src, dst, len, cached);
+  polyAead(aad, aadLen, dst, len, dst + len);
+  wipeScratch();
+}
+
+/**
+ * ChaCha20-Poly1305 open: `srcLen` includes the 16-byte tag. The tag is recomputed and compared
+ * in constant time before a single plaintext byte is written; returns 1 if it verified, else 0.
+ */
+export function open(key: usize, nonce: usize, aad: usize, aadLen: usize, src: usize, srcLen: usize, dst: usize): u32 {
+  if (srcLen < 16) return 0;
+  const len = srcLen - 16;
+  const cached = firstBlocks(key, nonce);
+  polyInit(KS);
+  polyAead(aad, aadLen, src, len, TAG);
+  const diff =
+    (load<u32>(TAG, 0) ^ load<u32>(src + len, 0)) |
+    (load<u32>(TAG, 4) ^ load<u32>(src + len, 4)) |
+    (load<u32>(TAG, 8) ^ load<u32>(src + len, 8)) |
+    (load<u32>(TAG, 12) ^ load<u32>(src + len, 12));
+  // 1 when diff == 0, computed without a data-dependent branch.
+  const ok = <u32>(((<u64>diff) - 1) >> 63);
+  if (ok) cryptPayload(key, nonce, src, dst, len, cached);
+  wipeScratch();
+  return ok;
+}
+
+/** XChaCha20 key schedule: subkey = HChaCha20(key, nonce[0..16]), nonce' = 0⁴ ‖ nonce[16..24]. */
+function xkey(key: usize, nonce: usize): void {
+  hchacha20(key, nonce, SUBKEY);
+  store<u32>(NONCE12, 0, 0);
+  store<u64>(NONCE12, load<u64>(nonce, 16), 4);
+}
+
+/** XChaCha20-Poly1305 seal with a 24-byte nonce. */
+export function xseal(key: usize, nonce: usize, aad: usize, aadLen: usize, src: usize, len: usize, dst: usize): void {
+  xkey(key, nonce);
+  seal(SUBKEY, NONCE12, aad, aadLen, src, len, dst);
+  memory.fill(SUBKEY, 0, 32);
+}
+
+/** XChaCha20-Poly1305 open with a 24-byte nonce; 1 if the tag verified. */
+export function xopen(key: usize, nonce: usize, aad: usize, aadLen: usize, src: usize, srcLen: usize, dst: usize): u32 {
+  xkey(key, nonce);
+  const ok = open(SUBKEY, NONCE12, aad, aadLen, src, srcLen, dst);
+  memory.fill(SUBKEY, 0, 32);
+  return ok;
+}
+
+/**
+ * Seals or opens `count` frames described by the table at `table` (see the module comment) in
+ * one call. Returns how many items succeeded.
+ */
+export function batch(table: usize, count: u32, op: u32): u32 {
+  let okCount: u32 = 0;
+  for (let i: u32 = 0; i < count; i++) {
+    const item = table + (<usize>i << 5);
+    const key = <usize>load<u32>(item, 0);
+    const nonce = <usize>load<u32>(item, 4);
+    const aad = <usize>load<u32>(item, 8);
+    const aadLen = <usize>load<u32>(item, 12);
+    const src = <usize>load<u32>(item, 16);
+    const srcLen = <usize>load<u32>(item, 20);
+    const dst = <usize>load<u32>(item, 24);
+    let ok: u32 = 1;
+    if (op == OP_SEAL) seal(key, nonce, aad, aadLen, src, srcLen, dst);
+    else if (op == OP_OPEN) ok = open(key, nonce, aad, aadLen, src, srcLen, dst);
+    else if (op == OP_XSEAL) xseal(key, nonce, aad, aadLen, src, srcLen, dst);
+    else ok = xopen(key, nonce, aad, aadLen, src, srcLen, dst);
+    store<u32>(item, ok, 28);
+    okCount += ok;
+  }
+  return okCount;
+}
+
+/** Poly1305 alone (RFC 8439 §2.5), for known-answer tests: tag of `len` bytes at `m`. */
+export function poly1305(key: usize, m: usize, len: usize, out: usize): void {
+  polyInit(key);
+  const full = len & ~(<usize>15);
+  if (full > 0) polyBlocks(m, full, 1 << 24);
+  const rem = len & 15;
+  if (rem > 0) {
+    store<u64>(PADBUF, 0, 0);
+    store<u64>(PADBUF, 0, 8);
+    memory.copy(PADBUF, m + full, rem);
+    store<u8>(PADBUF + rem, 1);
+    polyBlocks(PADBUF, 16, 0);
+  }
+  polyFinish(out);
+}

@@ -1,0 +1,138 @@
+/**
+ * Poly1305 (RFC 8439 §2.5) with 26-bit limbs and 64-bit products (poly1305-donna-32 layout).
+ *
+ * The accumulator lives in module globals between calls so that the AEAD can feed AAD,
+ * ciphertext and the length block as separate runs without copying them together; each run
+ * loads the globals into locals once, so the inner loop touches only locals.
+ */
+
+const MASK: u32 = 0x3ffffff;
+
+let r0: u32 = 0, r1: u32 = 0, r2: u32 = 0, r3: u32 = 0, r4: u32 = 0;
+let h0: u32 = 0, h1: u32 = 0, h2: u32 = 0, h3: u32 = 0, h4: u32 = 0;
+let p0: u32 = 0, p1: u32 = 0, p2: u32 = 0, p3: u32 = 0;
+
+/** Starts a MAC with the 32-byte one-time key r || s (r clamped as in RFC 8439 §2.5). */
+export function polyInit(key: usize): void {
+  r0 = load<u32>(key, 0) & 0x3ffffff;
+  r1 = (load<u32>(key, 3) >> 2) & 0x3ffff03;
+  r2 = (load<u32>(key, 6) >> 4) & 0x3ffc0ff;
+  r3 = (load<u32>(key, 9) >> 6) & 0x3f03fff;
+  r4 = (load<u32>(key, 12) >> 8) & 0x00fffff;
+  h0 = 0;
+  h1 = 0;
+  h2 = 0;
+  h3 = 0;
+  h4 = 0;
+  p0 = load<u32>(key, 16);
+  p1 = load<u32>(key, 20);
+  p2 = load<u32>(key, 24);
+  p3 = load<u32>(key, 28);
+}
+
+/**
+ * Absorbs `len` bytes (a multiple of 16) from `m`. `hibit` is 1 << 24 for full blocks and 0 for
+ * a final partial block that the caller already padded with 0x01 00…
+ */
+export function polyBlocks(m: usize, len: usize, hibit: u32): void {
+  const R0 = <u64>r0, R1 = <u64>r1, R2 = <u64>r2, R3 = <u64>r3, R4 = <u64>r4;
+  const S1 = R1 * 5, S2 = R2 * 5, S3 = R3 * 5, S4 = R4 * 5;
+  let a0 = h0, a1 = h1, a2 = h2, a3 = h3, a4 = h4;
+  const end = m + len;
+  while (m < end) {
+    a0 += load<u32>(m, 0) & MASK;
+    a1 += (load<u32>(m, 3) >> 2) & MASK;
+    a2 += (load<u32>(m, 6) >> 4) & MASK;
+    a3 += (load<u32>(m, 9) >> 6) & MASK;
+    a4 += (load<u32>(m, 12) >> 8) | hibit;
+    const b0 = <u64>a0, b1 = <u64>a1, b2 = <u64>a2, b3 = <u64>a3, b4 = <u64>a4;
+    const d0 = b0 * R0 + b1 * S4 + b2 * S3 + b3 * S2 + b4 * S1;
+    let d1 = b0 * R1 + b1 * R0 + b2 * S4 + b3 * S3 + b4 * S2;
+    let d2 = b0 * R2 + b1 * R1 + b2 * R0 + b3 * S4 + b4 * S3;
+    let d3 = b0 * R3 + b1 * R2 + b2 * R1 + b3 * R0 + b4 * S4;
+    let d4 = b0 * R4 + b1 * R3 + b2 * R2 + b3 * R1 + b4 * R0;
+    // Partial carry propagation keeps every limb below 2^26 + small, enough for the next round.
+    d1 += d0 >> 26;
+    a0 = <u32>d0 & MASK;
+    d2 += d1 >> 26;
+    a1 = <u32>d1 & MASK;
+    d3 += d2 >> 26;
+    a2 = <u32>d2 & MASK;
+    d4 += d3 >> 26;
+    a3 = <u32>d3 & MASK;
+    a4 = <u32>d4 & MASK;
+    a0 += <u32>(d4 >> 26) * 5;
+    a1 += a0 >> 26;
+    a0 &= MASK;
+    m += 16;
+  }
+  h0 = a0;
+  h1 = a1;
+  h2 = a2;
+  h3 = a3;
+  h4 = a4;
+}
+
+/** Finishes the MAC: full reduction mod 2^130 − 5, adds s, writes the 16-byte tag to `out`. */
+export function polyFinish(out: usize): void {
+  let a0 = h0, a1 = h1, a2 = h2, a3 = h3, a4 = h4;
+  let c = a1 >> 26;
+  a1 &= MASK;
+  a2 += c;
+  c = a2 >> 26;
+  a2 &= MASK;
+  a3 += c;
+  c = a3 >> 26;
+  a3 &= MASK;
+  a4 += c;
+  c = a4 >> 26;
+  a4 &= MASK;
+  a0 += c * 5;
+  c = a0 >> 26;
+  a0 &= MASK;
+  a1 += c;
+
+  // g = h + 5 − 2^130; select g when it did not borrow (constant time).
+  let g0 = a0 + 5;
+  c = g0 >> 26;
+  g0 &= MASK;
+  let g1 = a1 + c;
+  c = g1 >> 26;
+  g1 &= MASK;
+  let g2 = a2 + c;
+  c = g2 >> 26;
+  g2 &= MASK;
+  let g3 = a3 + c;
+  c = g3 >> 26;
+  g3 &= MASK;
+  let g4 = a4 + c - (1 << 26);
+  let sel = (g4 >> 31) - 1; // all ones when g4 did not go negative
+  g0 &= sel;
+  g1 &= sel;
+  g2 &= sel;
+  g3 &= sel;
+  g4 &= sel;
+  sel = ~sel;
+  a0 = (a0 & sel) | g0;
+  a1 = (a1 & sel) | g1;
+  a2 = (a2 & sel) | g2;
+  a3 = (a3 & sel) | g3;
+  a4 = (a4 & sel) | g4;
+
+  const w0 = a0 | (a1 << 26);
+  const w1 = (a1 >> 6) | (a2 << 20);
+  const w2 = (a2 >> 12) | (a3 << 14);
+  const w3 = (a3 >> 18) | (a4 << 8);
+  let f = <u64>w0 + <u64>p0;
+  store<u32>(out, <u32>f, 0);
+  f = <u64>w1 + <u64>p1 + (f >> 32);
+  store<u32>(out, <u32>f, 4);
+  f = <u64>w2 + <u64>p2 + (f >> 32);
+  store<u32>(out, <u32>f, 8);
+  f = <u64>w3 + <u64>p3 + (f >> 32);
+  store<u32>(out, <u32>f, 12);
+  // Wipe the key material kept in globals.
+  r0 = r1 = r2 = r3 = r4 = 0;
+  p0 = p1 = p2 = p3 = 0;
+  h0 = h1 = h2 = h3 = h4 = 0;
+}
