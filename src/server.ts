@@ -2,12 +2,12 @@
  * Entry of a node: config → logger → metrics → core → apps → Bun.serve; signals and the
  * graceful drain. `startServer` is used by `ssc serve` and by tests (in-process).
  */
-import { statfsSync } from 'node:fs';
+import { existsSync, statfsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Server } from 'bun';
 import { websocket } from 'hono/bun';
 import { createApps } from './app.ts';
-import type { Config } from './config/index.ts';
+import { type Config, ConfigError } from './config/index.ts';
 import { createAlerting } from './observability/alerts/index.ts';
 import { createHealth } from './observability/health.ts';
 import { createLogging, type Logging } from './observability/logger.ts';
@@ -38,6 +38,11 @@ export type DrainHook = (deadline: number) => Promise<void> | void;
 /** Starts a node from a validated config. */
 export async function startServer(config: Config): Promise<RunningServer> {
   const startedAt = Date.now();
+  // Files the config names must exist before anything starts (exit 2, not a crash loop).
+  for (const key of ['cert', 'key', 'ca'] as const) {
+    const path = config.server.tls[key];
+    if (path && !existsSync(path)) throw new ConfigError(`config: server.tls.${key} = ${JSON.stringify(path)}: file not found`);
+  }
   const nodeId = config.nodeId || hostname();
   const logging = createLogging({ log: config.log, env: config.env, base: { node: nodeId } });
   const root = logging.logger;

@@ -109,13 +109,13 @@ describe('systemd unit', () => {
     expect(unit.Install?.WantedBy).toEqual(['multi-user.target']);
   });
 
-  test.skipIf(!haveSystemdAnalyze)('systemd-analyze verify accepts the unit without a warning', () => {
+  test('systemd-analyze verify accepts the unit without a warning', () => {
     const result = verifyInRoot(text);
     expect(result.stderr + result.stdout).toBe('');
     expect(result.code).toBe(0);
   });
 
-  test.skipIf(!haveSystemdAnalyze)(
+  test(
     'systemd-analyze verify would catch a broken unit (the check is real)',
     () => {
       const broken = text.replace('SystemCallFilter=@system-service', 'SystemCallFilter=@no-such-group');

@@ -70,4 +70,14 @@ describe('server process', () => {
     const stderr = await new Response(proc.stderr).text();
     expect(stderr.trim()).toBe('config: server.port = "eighty": Invalid input: expected number, received string');
   });
+
+  test('a missing TLS file stops startup with exit 2 before anything is written', async () => {
+    const proc = Bun.spawn([process.execPath, 'src/cli.ts', 'serve', '--data-dir', '/nonexistent/ssc-data', '--log-dir', ''], {
+      env: { ...process.env, NODE_ENV: 'test', SSC_SERVER__TLS__CERT: '/nonexistent/cert.pem', SSC_SERVER__TLS__KEY: '/nonexistent/key.pem' },
+      stdout: 'pipe',
+      stderr: 'pipe',
+    });
+    expect(await proc.exited).toBe(2);
+    expect((await new Response(proc.stderr).text()).trim()).toBe('config: server.tls.cert = "/nonexistent/cert.pem": file not found');
+  });
 });
