@@ -5,12 +5,14 @@
  * `/dashboard` on the ops port. The room's one door.
  */
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { Hono } from 'hono';
+import { Gauge } from 'prom-client';
 import type { Logger } from 'pino';
 import type { Config } from '../../config/index.ts';
 import { createAdminAuth, createDashboardRoutes } from '../dashboard/index.ts';
 import type { Health } from '../health.ts';
-import { createHistory, createSampler, createSqliteHistoryStore, type HistoryStore } from '../history/index.ts';
+import { createHistory, createSampler, createSqliteHistoryStore, type HistoryStore, memoryLimitBytes } from '../history/index.ts';
 import type { AuditEvent } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { createAlertEngine } from './engine.ts';
@@ -52,6 +54,15 @@ export interface AlertingOptions {
 export async function createAlerting(options: AlertingOptions) {
   const { config, metrics, health, nodeId, version } = options;
   const logger = options.logger.child({ component: 'alerts' });
+  // The denominators of the CPU and memory percentages, so that deploy/prometheus/alerts.yml can
+  // compute the same `cpu_percent` and `memory_percent` as the built-in sampler.
+  for (const [name, help, value] of [
+    ['ssc_process_cpu_cores', 'CPU cores available to the process (the 100 % of cpu_percent).', availableParallelism()],
+    ['ssc_process_memory_limit_bytes', 'Memory limit of the process: cgroup memory.max or host RAM (the 100 % of memory_percent).', memoryLimitBytes()],
+  ] as const) {
+    const gauge = (metrics.registry.getSingleMetric(name) as Gauge | undefined) ?? new Gauge({ name, help, registers: [metrics.registry] });
+    gauge.set(value);
+  }
   const store = options.store ?? createSqliteHistoryStore(join(config.server.dataDir, 'history.sqlite'));
 
   const sampler = createSampler({

@@ -11,7 +11,7 @@ import { bucketStart, type HistoryStore, type Point } from './store.ts';
 export type { HistoryStore, Point, SamplePoint } from './store.ts';
 export { bucketStart, createMemoryHistoryStore, createSqliteHistoryStore } from './store.ts';
 export type { Sampler, SamplerOptions, Snapshot } from './sampler.ts';
-export { baseName, createSampler, histogramQuantile, seriesCatalogue, seriesLabels, seriesName } from './sampler.ts';
+export { baseName, createSampler, histogramQuantile, memoryLimitBytes, seriesCatalogue, seriesLabels, seriesName } from './sampler.ts';
 
 /** Level of full-resolution points (the sampling interval, 10 s by default). */
 export const RAW_LEVEL = 10;
