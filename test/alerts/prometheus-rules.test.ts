@@ -68,3 +68,23 @@ tests:
     expect(code).toBe(0);
   });
 });
+
+describe('deploy/grafana/dashboard.json', () => {
+  test('is valid JSON with the dashboard panels, and every query is valid PromQL (promtool)', async () => {
+    const dashboard = (await Bun.file(join(repoRoot, 'deploy/grafana/dashboard.json')).json()) as {
+      panels: { title: string; targets: { expr: string }[] }[];
+    };
+    const titles = dashboard.panels.map((p) => p.title);
+    for (const title of ['Component health', 'Connections', 'Messages / s', 'HTTP latency p50 / p99', 'HTTP 5xx error rate', 'CPU (% of cores)', 'Memory (RSS, % of limit)', 'Crypto operations / s', 'QKD QBER per link', 'QKD secret key rate per link']) {
+      expect(titles).toContain(title);
+    }
+    // Grafana variables replaced by what Grafana would substitute, then checked as recording rules.
+    const exprs = dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr.replaceAll('$__rate_interval', '1m').replaceAll('$node', '.*')));
+    const dir = mkdtempSync(join(tmpdir(), 'ssc-grafana-'));
+    const rules = { groups: [{ name: 'grafana', rules: exprs.map((expr, i) => ({ record: `grafana:panel_${i}`, expr })) }] };
+    writeFileSync(join(dir, 'panels.yml'), JSON.stringify(rules));
+    const { code, out } = promtool(['check', 'rules', 'panels.yml'], dir);
+    expect(out).toContain('SUCCESS');
+    expect(code).toBe(0);
+  });
+});
