@@ -2,16 +2,18 @@
  * Entry of a node: config → logger → metrics → core → apps → Bun.serve; signals and the
  * graceful drain. `startServer` is used by `ssc serve` and by tests (in-process).
  */
-import { existsSync, statfsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Server } from 'bun';
 import { websocket } from 'hono/bun';
 import { createApps } from './app.ts';
 import { type Config, ConfigError } from './config/index.ts';
 import { createAlerting } from './observability/alerts/index.ts';
-import { createHealth } from './observability/health.ts';
+import { registerDefaultChecks } from './observability/default-checks.ts';
+import { createHealth, type Health } from './observability/health.ts';
 import { createLogging, type Logging } from './observability/logger.ts';
-import { createMetrics } from './observability/metrics.ts';
+import { createMetrics, type Metrics } from './observability/metrics.ts';
+import { createStatusLine } from './observability/status-line.ts';
 import { runEntropyTests } from './security/entropy.ts';
 import { banAndRateLimit, createAdminRoutes } from './security/http.ts';
 import { type BanList, createMemoryBanList, createRedisBanList, createSecurityLimits } from './security/limits.ts';
@@ -21,6 +23,10 @@ import { version } from './version.ts';
 export interface RunningServer {
   config: Config;
   logging: Logging;
+  /** The metrics registry and the project's metrics. */
+  metrics: Metrics;
+  /** Component health; rooms (and tests) register checks here. */
+  health: Health;
   keys: NodeKeys;
   /** The public server (channels, API). */
   publicServer: Server<unknown>;
@@ -56,22 +62,14 @@ export async function startServer(config: Config): Promise<RunningServer> {
   if (created) logging.audit({ event: 'keys.generated', fingerprint: keys.identity.fingerprint, dataDir: config.server.dataDir });
   logger.info({ fingerprint: keys.identity.fingerprint }, 'node identity loaded');
 
-  // Logging health: the log directory must be writable and have space.
-  health.register('logging', 'log-streams', {
-    critical: false,
-    check() {
-      if (!config.log.dir) return { status: 'healthy', output: 'file streams disabled' };
-      const stats = statfsSync(config.log.dir);
-      const freeRatio = stats.bavail / stats.blocks;
-      const status = freeRatio < 0.02 ? 'critical' : freeRatio < 0.1 ? 'warning' : 'healthy';
-      return {
-        status,
-        observedValue: Math.round(freeRatio * 1000) / 10,
-        observedUnit: 'percent free',
-        output: `log disk ${Math.round(freeRatio * 100)} % free`,
-        action: 'free disk space or lower log.rotation.keep',
-      };
-    },
+  // Default checks: log streams + disk (logging), 5xx rate + breakers (error handler),
+  // connections vs limit (network), single-node cluster view (consensus).
+  registerDefaultChecks({ config, health, metrics, logging });
+  const statusLine = createStatusLine({
+    metrics,
+    health,
+    intervalSeconds: config.observability.statusLine.intervalSeconds,
+    write: (line, fields) => logger.info({ statusLine: fields }, line),
   });
 
   // Security foundation: entropy health (SP 800-90B) at startup and periodically; bans and limits.
@@ -144,15 +142,6 @@ export async function startServer(config: Config): Promise<RunningServer> {
     },
   });
 
-  let lagMs = 0;
-  let lastTick = performance.now();
-  const lagTimer = setInterval(() => {
-    const now = performance.now();
-    lagMs = Math.max(0, now - lastTick - 500);
-    lastTick = now;
-  }, 500);
-  lagTimer.unref?.();
-
   // Alerting, metric history and the dashboard (ops port); the ops URL is known once listening.
   let opsUrl = '';
   const alerting = await createAlerting({
@@ -173,7 +162,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     health,
     version,
     startedAt,
-    eventLoopLagMs: () => Math.max(lagMs, performance.now() - lastTick - 500),
+    eventLoopLagMs: () => metrics.eventLoop.currentMs(),
     publicGuards: [banAndRateLimit(limits)],
     opsRoutes: [
       { prefix: '/api/admin', app: createAdminRoutes({ config, limits, audit: logging.audit }) },
@@ -216,6 +205,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   opsUrl = urls.ops;
   health.start(config.observability.healthIntervalSeconds);
   alerting.start();
+  statusLine.start();
   health.setLifecycle('ready');
   logger.info(
     { publicPort: publicServer.port, opsPort: opsServer.port, urls, version, env: config.env },
@@ -243,7 +233,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       await publicServer.stop(true);
       health.setLifecycle('stopped');
       health.stop();
-      clearInterval(lagTimer);
+      statusLine.stop();
       clearInterval(entropyTimer);
       banList.close();
       redis?.disconnect();
@@ -256,7 +246,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     return stopping;
   }
 
-  return { config, logging, keys, publicServer, opsServer, urls, stop };
+  return { config, logging, metrics, health, keys, publicServer, opsServer, urls, stop };
 }
 
 function displayHost(host: string): string {

@@ -98,6 +98,22 @@ export function createHealth(options: HealthOptions = {}) {
 
   async function runAll(): Promise<ComponentReport[]> {
     const reports = await Promise.all([...checks].map(([name, entry]) => runOne(name, entry)));
+    // Every component of the report appears, checked or not: a component nothing checks is
+    // reported as such (warning), never as healthy.
+    for (const component of components) {
+      if (reports.some((r) => r.component === component)) continue;
+      reports.push({
+        component,
+        name: 'registered-checks',
+        critical: false,
+        time: new Date().toISOString(),
+        status: 'warning',
+        observedValue: 0,
+        observedUnit: 'checks',
+        output: 'no check registered: this component is not monitored in this build',
+        action: `register a check for ${component} (health.register) when the component starts`,
+      });
+    }
     last = { at: Date.now(), reports };
     if (metrics) {
       for (const component of components) {

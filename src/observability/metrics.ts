@@ -3,21 +3,81 @@
  * `src/server.ts` and handed down; the HTTP metrics come from `@hono/prometheus` on the same
  * registry. Label values are bounded: route patterns, enum-like results, configured link names.
  */
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Component health as a number: 0 healthy, 1 warning, 2 degraded, 3 critical, 4 down. */
 export const severityValue = { healthy: 0, warning: 1, degraded: 2, critical: 3, down: 4 } as const;
 
+/**
+ * Default metrics prom-client registers that are dropped here: three gauges whose `_total`
+ * suffix `promtool check metrics` rejects (the same values are exported without the suffix as
+ * `nodejs_active_handles`, `nodejs_active_requests`, `nodejs_active_resources`), and
+ * `nodejs_eventloop_lag_seconds`, which reads 0 on Bun (replaced by `ssc_event_loop_lag_seconds`).
+ */
+export const droppedDefaultMetrics = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+  'nodejs_eventloop_lag_seconds',
+] as const;
+
+/**
+ * Event-loop lag measured by the drift of a timer: every `intervalMs` a timer notes how late it
+ * fired; the lag is the mean (and max) lateness over the last `windowMs`. Reading does not reset
+ * it, so several readers (Prometheus, the status line, the history sampler) see the same value.
+ * `currentMs()` also counts the time since the last tick, so a loop that is stuck right now
+ * reads as lagging before the next tick lands.
+ */
+export function createEventLoopMonitor(options: { intervalMs?: number; windowMs?: number } = {}) {
+  const { intervalMs = 100, windowMs = 5_000 } = options;
+  const size = Math.max(1, Math.round(windowMs / intervalMs));
+  const samples = new Float64Array(size);
+  let count = 0;
+  let index = 0;
+  let last = performance.now();
+  const timer = setInterval(() => {
+    const at = performance.now();
+    samples[index] = Math.max(0, at - last - intervalMs);
+    index = (index + 1) % size;
+    count = Math.min(count + 1, size);
+    last = at;
+  }, intervalMs);
+  timer.unref?.();
+  return {
+    /** Mean lag over the window, in milliseconds. */
+    meanMs(): number {
+      let sum = 0;
+      for (let i = 0; i < count; i++) sum += samples[i]!;
+      return count ? sum / count : 0;
+    },
+    /** Largest lag in the window, in milliseconds. */
+    maxMs(): number {
+      let max = 0;
+      for (let i = 0; i < count; i++) max = Math.max(max, samples[i]!);
+      return max;
+    },
+    /** The lag right now: the worse of the window's max and the time overdue since the last tick. */
+    currentMs(): number {
+      return Math.max(this.maxMs(), performance.now() - last - intervalMs);
+    },
+    close() {
+      clearInterval(timer);
+    },
+  };
+}
+
+export type EventLoopMonitor = ReturnType<typeof createEventLoopMonitor>;
+
 /** Creates the registry with default process metrics and every `ssc_` metric. */
 export function createMetrics(options: { defaultMetrics?: boolean; nodeId?: string } = {}) {
   const registry = new Registry();
   if (options.nodeId) registry.setDefaultLabels({ node: options.nodeId });
-  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+  if (options.defaultMetrics !== false) {
+    collectDefaultMetrics({ register: registry });
+    for (const name of droppedDefaultMetrics) registry.removeSingleMetric(name);
+  }
   const registers = [registry];
-
-  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
-  loopDelay.enable();
+  const eventLoop = createEventLoopMonitor();
 
   const metrics = {
     registry,
@@ -140,13 +200,21 @@ export function createMetrics(options: { defaultMetrics?: boolean; nodeId?: stri
     }),
     eventLoopLag: new Gauge({
       name: 'ssc_event_loop_lag_seconds',
-      help: 'Mean event-loop delay over the last scrape interval.',
+      help: 'Mean event-loop lag over the last 5 seconds, measured by timer drift.',
       registers,
       collect() {
-        this.set(Number.isFinite(loopDelay.mean) ? loopDelay.mean / 1e9 : 0);
-        loopDelay.reset();
+        this.set(eventLoop.meanMs() / 1000);
       },
     }),
+    operationDuration: new Histogram({
+      name: 'ssc_operation_duration_seconds',
+      help: 'Duration of timed operations (the logger time() helper), by operation name.',
+      labelNames: ['op'] as const,
+      buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+      registers,
+    }),
+    /** The event-loop monitor behind `ssc_event_loop_lag_seconds` and `/live`. */
+    eventLoop,
     info: new Gauge({
       name: 'ssc_build_info',
       help: 'Build information; the value is always 1.',
@@ -155,9 +223,13 @@ export function createMetrics(options: { defaultMetrics?: boolean; nodeId?: stri
     }),
     /** Stops background sampling (tests, shutdown). */
     close() {
-      loopDelay.disable();
+      eventLoop.close();
     },
   };
+  // Known label values start at 0, so rates and alerts work before the first event and a
+  // scrape shows the series that exist.
+  for (const transport of ['ws', 'http']) metrics.connections.set({ transport }, 0);
+  for (const kind of ['bad_input', 'internal', 'dependency']) metrics.errors.inc({ kind }, 0);
   return metrics;
 }
 
