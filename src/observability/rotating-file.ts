@@ -78,10 +78,15 @@ function periodOf(date: Date, frequency: RotationFrequency): string {
 /** Rolled files of a live file, newest first (by roll number), with their paths. */
 export function rolledFilesOf(file: string): { path: string; seq: number; compressed: boolean }[] {
   const dir = dirname(file);
-  if (!existsSync(dir)) return [];
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return []; // missing or not a directory: nothing rolled to see
+  }
   const stem = basename(file).replace(/\.log$/, '');
   const out: { path: string; seq: number; compressed: boolean }[] = [];
-  for (const name of readdirSync(dir)) {
+  for (const name of names) {
     const match = rolledPattern.exec(name);
     if (!match || match[1] !== stem || match[5]) continue;
     out.push({ path: join(dir, name), seq: Number(match[3]), compressed: Boolean(match[4]) });
