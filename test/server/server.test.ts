@@ -15,7 +15,7 @@ describe('server process', () => {
       const health = await fetch(`${base}/health`);
       expect(health.status).toBe(200);
       const body = (await health.json()) as { status: string; version: string; uptimeSeconds: number };
-      expect(body.status).toBe('healthy');
+      expect(['healthy', 'warning']).toContain(body.status);
       expect(body.version).toMatch(/^\d+\.\d+\.\d+/);
       expect((await fetch(`${base}/live`)).status).toBe(200);
       const ready = await fetch(`${base}/ready`);
