@@ -149,18 +149,15 @@ abstract class Driver implements HandshakeDriver {
   protected abstract doRead(message: Uint8Array): Promise<void>;
 
   async writeMessage(app?: Uint8Array): Promise<Uint8Array> {
-    return this.guard(() => {
-      if (!this.isMyTurn) throw new ChannelError('HANDSHAKE_FAILED', 'not our turn to write');
-      return this.doWrite(app);
-    }, true);
+    // Misuse by the caller is reported but does not end the handshake.
+    if (!this.failed && !this.isMyTurn) throw new ChannelError('HANDSHAKE_FAILED', 'not our turn to write');
+    return this.guard(() => this.doWrite(app), true);
   }
 
   async readMessage(message: Uint8Array): Promise<void> {
-    return this.guard(() => {
-      if (this.isMyTurn || this.isComplete) throw new ChannelError('HANDSHAKE_FAILED', 'not our turn to read');
-      if (!(message instanceof Uint8Array)) throw new ChannelError('HANDSHAKE_FAILED', 'handshake message must be bytes');
-      return this.doRead(message);
-    }, false);
+    if (!this.failed && (this.isMyTurn || this.isComplete)) throw new ChannelError('HANDSHAKE_FAILED', 'not our turn to read');
+    if (!(message instanceof Uint8Array)) throw new ChannelError('HANDSHAKE_FAILED', 'handshake message must be bytes');
+    return this.guard(() => this.doRead(message), false);
   }
 
   session(): Session {
@@ -274,7 +271,9 @@ class Initiator extends Driver {
   protected async doWrite(app: Uint8Array | undefined): Promise<Uint8Array> {
     const hs = this.hs as HandshakeState;
     const first = hs.messageIndex === 0;
-    const last = hs.messageIndex === hs.protocol.pattern.messages.length - 1;
+    // The client's last message (the last even index) carries its credentials.
+    const count = hs.protocol.pattern.messages.length;
+    const last = hs.messageIndex === (count % 2 === 1 ? count - 1 : count - 2);
     const message = hs.writeMessage((h) => {
       let p: HandshakePayload = { app };
       if (last) p = this.finalPayload(hs, h, app);
