@@ -1,0 +1,206 @@
+import { describe, expect, test } from 'bun:test';
+import type { AeadBatchItem, BatchAead } from '../../src/crypto/types.ts';
+import { ChannelError, FrameType, ReplayWindow, Session, sealMany, decodeClose, encodeClose, CHANNEL_ERROR_CODES, CHANNEL_ERROR_STATUS, channelErrorStatus } from '../../src/channel/index.ts';
+import { nobleSuite } from './fixtures.ts';
+
+const noble = nobleSuite();
+const text = (s: string) => new TextEncoder().encode(s);
+const str = (b: Uint8Array) => new TextDecoder().decode(b);
+
+function pair(options: { rekeyMessages?: number; rekeySeconds?: number; maxFrameBytes?: number; now?: () => number; aead?: 'chacha' | 'aes' } = {}) {
+  const k1 = new Uint8Array(32).fill(1);
+  const k2 = new Uint8Array(32).fill(2);
+  const { aead: which, ...limits } = options;
+  const aead = which === 'aes' ? noble.aesGcm : noble.chachaPoly;
+  const common = { aead, handshakeHash: new Uint8Array(32), protocolName: 'test', ...limits };
+  return {
+    a: new Session({ ...common, sendKey: k1, receiveKey: k2, initiator: true }),
+    b: new Session({ ...common, sendKey: k2, receiveKey: k1, initiator: false }),
+  };
+}
+
+function code(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ChannelError);
+    return (error as ChannelError).code;
+  }
+  return 'none';
+}
+
+describe('replay window (RFC 6479)', () => {
+  test('in order, out of order within the window once, duplicates and too-old rejected', () => {
+    const w = new ReplayWindow();
+    for (let i = 0; i < 100; i++) {
+      expect(w.check(i)).toBe('ok');
+      w.update(i);
+    }
+    expect(w.check(50)).toBe('duplicate');
+    w.update(5000);
+    expect(w.check(5000 - 2047)).toBe('ok');
+    expect(w.check(5000 - 2048)).toBe('too-old');
+    expect(w.check(4000)).toBe('ok');
+    w.update(4000);
+    expect(w.check(4000)).toBe('duplicate');
+    expect(w.check(99)).toBe('too-old');
+    // A huge jump clears the whole ring.
+    w.update(1_000_000_000_000);
+    expect(w.check(1_000_000_000_000 - 1)).toBe('ok');
+    expect(w.check(1_000_000_000_000)).toBe('duplicate');
+  });
+
+  test('matches a simple set-based reference on random traffic', () => {
+    const w = new ReplayWindow();
+    const seen = new Set<number>();
+    let top = -1;
+    let seed = 7;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff), seed);
+    for (let i = 0; i < 20_000; i++) {
+      const c = Math.max(0, top + (rand() % 3000) - 2500);
+      const expected = c > top ? 'ok' : top - c >= 2048 ? 'too-old' : seen.has(c) ? 'duplicate' : 'ok';
+      expect(w.check(c)).toBe(expected);
+      if (expected === 'ok') {
+        w.update(c);
+        seen.add(c);
+        top = Math.max(top, c);
+      }
+    }
+  });
+});
+
+describe('sessions', () => {
+  test('frames are [type][counter u64 BE][ciphertext], AAD = header', () => {
+    const { a, b } = pair();
+    a.seal(0x10, text('zero'));
+    const f = a.seal(0x20, text('hello'));
+    expect(f[0]).toBe(0x20);
+    expect([...f.subarray(1, 9)]).toEqual([0, 0, 0, 0, 0, 0, 0, 1]);
+    expect(f.length).toBe(9 + 5 + 16);
+    const opened = b.open(f);
+    expect(opened).toMatchObject({ type: 0x20, counter: 1 });
+    expect(str(opened.plaintext)).toBe('hello');
+    // Changing the type byte (AAD) breaks authentication.
+    const g = a.seal(0x10, text('x'));
+    g[0] = 0x11;
+    expect(code(() => b.open(g))).toBe('DECRYPT_FAILED');
+  });
+
+  test('out-of-order frames are accepted once; replays and too-old frames are rejected', () => {
+    const { a, b } = pair();
+    const frames = Array.from({ length: 3000 }, (_, i) => a.seal(0x10, text(`m${i}`)));
+    expect(str(b.open(frames[2999]).plaintext)).toBe('m2999');
+    expect(str(b.open(frames[1000]).plaintext)).toBe('m1000');
+    expect(code(() => b.open(frames[1000]))).toBe('REPLAY');
+    expect(code(() => b.open(frames[2999]))).toBe('REPLAY');
+    expect(code(() => b.open(frames[900]))).toBe('REPLAY'); // 2099 behind: outside the window
+    expect(str(b.open(frames[952]).plaintext)).toBe('m952'); // exactly 2047 behind
+    // A forged frame does not mark its counter seen.
+    const forged = frames[1500].slice();
+    forged[20] ^= 1;
+    expect(code(() => b.open(forged))).toBe('DECRYPT_FAILED');
+    expect(str(b.open(frames[1500]).plaintext)).toBe('m1500');
+  });
+
+  test('rekey after rekeyMessages, in order and across reordering', () => {
+    const { a, b } = pair({ rekeyMessages: 10 });
+    const frames = Array.from({ length: 45 }, (_, i) => a.seal(0x10, text(`m${i}`)));
+    expect(a.sendRekeys).toBe(4);
+    expect(frames[9][0]).toBe(FrameType.REKEY);
+    // The receiver sees the application type, not the rekey wrapper.
+    const order = [...frames.keys()];
+    // Deliver the new-epoch frames before the REKEY frame that announced them.
+    [order[9], order[12]] = [order[12], order[9]];
+    for (const i of order) {
+      const opened = b.open(frames[i]);
+      expect(opened.type).toBe(0x10);
+      expect(str(opened.plaintext)).toBe(`m${i}`);
+    }
+    // Keys really change: a frame sealed under the first key would not open now.
+    const { a: a2 } = pair({ rekeyMessages: 10 });
+    const old = a2.seal(0x10, text('old'));
+    expect(code(() => b.open(old))).toBe('REPLAY');
+  });
+
+  test('rekey after rekeySeconds and on request', () => {
+    let now = 0;
+    const { a, b } = pair({ rekeySeconds: 600, now: () => now });
+    b.open(a.seal(0x10, text('1')));
+    now = 600_001;
+    const f = a.seal(0x10, text('2'));
+    expect(f[0]).toBe(FrameType.REKEY);
+    expect(str(b.open(f).plaintext)).toBe('2');
+    expect(str(b.open(a.seal(0x10, text('3'))).plaintext)).toBe('3');
+    a.requestRekey();
+    const g = a.seal(0x10, text('4'));
+    expect(g[0]).toBe(FrameType.REKEY);
+    expect(str(b.open(g).plaintext)).toBe('4');
+    expect(a.sendRekeys).toBe(2);
+  });
+
+  test('AESGCM sessions work the same', () => {
+    const { a, b } = pair({ aead: 'aes', rekeyMessages: 3 });
+    for (let i = 0; i < 10; i++) expect(str(b.open(a.seal(0x10, text(`${i}`))).plaintext)).toBe(`${i}`);
+  });
+
+  test('frame size limits and malformed frames', () => {
+    const { a, b } = pair({ maxFrameBytes: 100 });
+    expect(a.maxPlaintextBytes).toBe(100 - 9 - 16 - 1);
+    expect(code(() => a.seal(0x10, new Uint8Array(75)))).toBe('FRAME_TOO_LARGE');
+    expect(code(() => b.open(new Uint8Array(101)))).toBe('FRAME_TOO_LARGE');
+    expect(code(() => b.open(new Uint8Array(24)))).toBe('FRAME_TRUNCATED');
+    const reserved = new Uint8Array(30);
+    reserved[0] = 0x05;
+    expect(code(() => b.open(reserved))).toBe('FRAME_INVALID');
+    const huge = new Uint8Array(30);
+    huge[0] = 0x10;
+    huge[1] = 0xff;
+    expect(code(() => b.open(huge))).toBe('FRAME_INVALID');
+    expect(code(() => a.seal(FrameType.REKEY, text('x')))).toBe('FRAME_INVALID');
+    expect(code(() => a.seal(0x05, text('x')))).toBe('FRAME_INVALID');
+  });
+
+  test('close frames and closed sessions', () => {
+    const { a, b } = pair();
+    const f = a.seal(FrameType.CLOSE, encodeClose(4003, 'bye'));
+    const opened = b.open(f);
+    expect(opened.type).toBe(FrameType.CLOSE);
+    expect(decodeClose(opened.plaintext)).toEqual({ code: 4003, reason: 'bye' });
+    b.close();
+    expect(code(() => b.open(a.seal(0x10, text('x'))))).toBe('SESSION_CLOSED');
+  });
+
+  test('batch sealing for fan-out gives frames identical to one-by-one sealing', () => {
+    let calls = 0;
+    const batch: BatchAead = {
+      ...noble.chachaPoly,
+      sealBatch: (items: readonly AeadBatchItem[]) => {
+        calls++;
+        return items.map((i) => noble.chachaPoly.seal(i.key, i.nonce, i.data, i.aad));
+      },
+      openBatch: (items: readonly AeadBatchItem[]) => items.map((i) => noble.chachaPoly.open(i.key, i.nonce, i.data, i.aad)),
+    };
+    const pairs = Array.from({ length: 5 }, () => pair({ rekeyMessages: 2 }));
+    for (let round = 0; round < 3; round++) {
+      const frames = sealMany(batch, pairs.map(({ a }) => ({ session: a, type: 0x30, plaintext: text(`r${round}`) })));
+      frames.forEach((f, i) => expect(str(pairs[i].b.open(f).plaintext)).toBe(`r${round}`));
+    }
+    expect(calls).toBe(3);
+  });
+});
+
+describe('error table', () => {
+  test('every code has a distinct 4xxx close code and an HTTP status', () => {
+    const closeCodes = new Set<number>();
+    for (const c of CHANNEL_ERROR_CODES) {
+      const s = CHANNEL_ERROR_STATUS[c];
+      expect(s.closeCode).toBeGreaterThanOrEqual(4000);
+      expect(s.closeCode).toBeLessThan(5000);
+      expect(s.httpStatus).toBeGreaterThanOrEqual(400);
+      closeCodes.add(s.closeCode);
+    }
+    expect(closeCodes.size).toBe(CHANNEL_ERROR_CODES.length);
+    expect(channelErrorStatus(new ChannelError('REPLAY', 'x'))).toMatchObject({ closeCode: 4003, httpStatus: 409, fatal: false });
+    expect(channelErrorStatus(new Error('x'))).toMatchObject({ code: 'INTERNAL', closeCode: 4500 });
+  });
+});
