@@ -122,6 +122,7 @@ export function createRotatingFile(options: RotatingFileOptions) {
     try {
       mkdirSync(dir, { recursive: true });
       fd = openSync(file, 'a', 0o640);
+      lastError = undefined;
       const stat = statSync(file);
       bytes = stat.size;
       // A live file left from an earlier period rolls on the first write of this one.

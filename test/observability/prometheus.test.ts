@@ -14,6 +14,7 @@ afterAll(async () => {
   for (const step of cleanup.reverse()) await step();
 });
 
+// biome-ignore lint/suspicious/noExplicitAny: Prometheus API answers are walked by key and checked by assertions
 type Json = any;
 
 async function freePort(): Promise<number> {
