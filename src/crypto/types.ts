@@ -62,6 +62,21 @@ export interface Kem {
   decapsulate(ciphertext: Uint8Array, secretKey: Uint8Array): Uint8Array;
 }
 
+/**
+ * ML-KEM-768 with asynchronous encapsulation (WebCrypto `encapsulateBits`/`decapsulateBits`,
+ * the only native ML-KEM path in Bun 1.4.5). Same key and ciphertext formats as `Kem`.
+ */
+export interface AsyncKem {
+  readonly name: 'MLKEM768';
+  readonly backend: BackendName;
+  readonly publicKeyLength: 1184;
+  readonly ciphertextLength: 1088;
+  readonly sharedSecretLength: 32;
+  generateKeyPair(seed?: Uint8Array): { publicKey: Uint8Array; secretKey: Uint8Array };
+  encapsulate(publicKey: Uint8Array): Promise<{ ciphertext: Uint8Array; sharedSecret: Uint8Array }>;
+  decapsulate(ciphertext: Uint8Array, secretKey: Uint8Array): Promise<Uint8Array>;
+}
+
 /** ML-DSA-65 (FIPS 204). */
 export interface Signer {
   readonly name: 'MLDSA65';
@@ -114,6 +129,10 @@ export interface CryptoSuite {
   kem: Kem;
   signer: Signer;
   hash(name: HashName): Hash;
+  /** HKDF over `hash(name)`. */
+  kdf?(name: HashName): Kdf;
+  /** Native asynchronous ML-KEM-768 when the runtime has it (much faster than the sync fallback). */
+  kemAsync?: AsyncKem;
   choices: Record<string, BackendName | string>;
   /** Known-answer tests for every primitive and backend available; run at startup. */
   selfTest(): SelfTestResult[];
