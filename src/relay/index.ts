@@ -1,0 +1,773 @@
+/**
+ * The relay: topics, direct messages, presence, history and store-and-forward (DESIGN §5),
+ * independent of transport and crypto. The transport attaches a connection per open channel,
+ * hands every decrypted frame payload to `session.handle()`, and seals what the relay gives to
+ * `deliver()` — replies, publications and direct messages, in order, one call per batch.
+ *
+ * Semantics (docs/RELAY.md):
+ * - live pub/sub is at-most-once; every publication is also appended to the topic's history
+ *   (bounded by count and age) with an offset, so a client resumes with `since` and gets what it
+ *   missed, in order, before live ones;
+ * - direct messages are at-least-once: stored before the sender's `ok`, delivered, redelivered
+ *   on every new attach of the recipient until acked, in id order;
+ * - a connection whose `deliver` reports backpressure is buffered up to a bound, then closed with
+ *   4008 "slow consumer"; its unacked direct messages stay stored.
+ *
+ * Fan-out: the broker handler calls `deliver` for every local subscriber of one publication
+ * synchronously, with the same event object, between `batch.begin()` and `batch.end()`, so the
+ * transport can seal the whole fan-out in one WASM batch call.
+ */
+import { Counter } from 'prom-client';
+import type { Logger } from 'pino';
+import type { Config } from '../config/index.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import {
+  commandNames,
+  commandSchema,
+  type Grant,
+  type MessageEvent,
+  type PublicationEvent,
+  type RelayCommand,
+  type RelayEvent,
+  type RelayReply,
+  type RequestId,
+} from './protocol.ts';
+import {
+  type Broker,
+  type BrokerEnvelope,
+  type DirectMessage,
+  identityChannel,
+  type NodeInfo,
+  type PresenceEntry,
+  type Publication,
+  RelayError,
+  type RelayErrorCode,
+  type Store,
+  topicChannel,
+} from './types.ts';
+
+export * from './backends.ts';
+export * from './protocol.ts';
+export * from './types.ts';
+
+/** What the transport gives the relay for one open channel. */
+export interface RelayConnection {
+  /** Unique on this node. */
+  id: string;
+  /** The peer's identity fingerprint (or an anonymous id when client auth is off). */
+  identity: string;
+  /**
+   * Hands events to the transport, in order. Returns false when the transport is now
+   * backpressured (the events were still accepted); the relay then buffers until `drain()`.
+   */
+  deliver(events: RelayEvent[]): boolean;
+  /** Closes the channel (e.g. 4008 slow consumer). */
+  close(code: number, reason: string): void;
+}
+
+/** One attached connection. */
+export interface RelaySession {
+  readonly id: string;
+  readonly identity: string;
+  /**
+   * Handles one command (a parsed object, or the UTF-8 JSON text/bytes of one). The reply is
+   * delivered through `deliver` in order with other events; the returned promise resolves with
+   * it too (for logging and tests — the transport must not send it a second time).
+   */
+  handle(input: unknown): Promise<RelayReply>;
+  /** The transport's socket drained: flush buffered events. */
+  drain(): void;
+  /** Events buffered for this connection (backpressure). */
+  readonly queued: number;
+  detach(): Promise<void>;
+}
+
+/** Checks a grant's signature (ML-DSA-65 over `grantMessage(grant)`, by the lead). */
+export type VerifyGrant = (grant: Grant) => boolean | Promise<boolean>;
+
+export interface RelayOptions {
+  config: Pick<Config, 'relay'> & { channel?: Pick<Config['channel'], 'maxFrameBytes' | 'sendQueueBytes'> };
+  broker: Broker;
+  store: Store;
+  logger?: Logger;
+  metrics?: Metrics;
+  nodeId: string;
+  verifyGrant?: VerifyGrant;
+  now?: () => number;
+  /** Brackets each fan-out so the transport can seal it in one batch. */
+  batch?: { begin(): void; end(): void };
+  /** Events buffered per connection before it is closed as a slow consumer (default 10,000). */
+  maxQueuedEvents?: number;
+  /** Bytes (approximate) buffered per connection before closing (default channel.sendQueueBytes or 4 MiB). */
+  maxQueuedBytes?: number;
+  /** Node heartbeat and presence refresh interval (ms, default 5 s); entries live 3 intervals. */
+  heartbeatMs?: number;
+  /** Direct messages read per page when replaying a backlog (default 256). */
+  backlogPage?: number;
+}
+
+export interface Relay {
+  readonly nodeId: string;
+  attach(connection: RelayConnection): RelaySession;
+  /** Detaches by connection id (same as `session.detach()`). */
+  detach(id: string): Promise<void>;
+  session(id: string): RelaySession | undefined;
+  /** Live nodes of the cluster (heartbeats). */
+  peers(): Promise<NodeInfo[]>;
+  stats(): { connections: number; topics: number; identities: number };
+  /** Sends this node's heartbeat and refreshes its presence entries now. */
+  heartbeat(): Promise<void>;
+  /** Detaches every session and stops the heartbeat; broker and store stay open (the caller owns them). */
+  close(): Promise<void>;
+}
+
+/** Close code sent to a connection that cannot keep up. */
+export const SLOW_CONSUMER_CLOSE = { code: 4008, reason: 'slow consumer' } as const;
+
+interface Subscription {
+  live: boolean;
+  buffer: PublicationEvent[];
+  epoch: string;
+  /** Live publications at or below this offset (same epoch) were already delivered or precede the subscription. */
+  skipUpTo: number;
+  since: number;
+}
+
+interface SessionState extends RelaySession {
+  conn: RelayConnection;
+  subs: Map<string, Subscription>;
+  grants: Map<string, Grant>;
+  out: RelayEvent[];
+  outBytes: number;
+  blocked: boolean;
+  closed: boolean;
+  joinedAt: number;
+  /** Ordering chain: publish/send are issued to the store in command order. */
+  tail: Promise<unknown>;
+  dm: { live: boolean; skipUpTo: number; arrivedDuringLoad: boolean; drained?: () => void };
+}
+
+const eventBytes = (event: RelayEvent) =>
+  event.type === 'reply' ? 256 : event.data.length + (event.type === 'publication' ? event.topic.length : 0) + 160;
+
+/**
+ * Creates the relay core of one node.
+ *
+ * @example
+ * const { broker, store } = await createRelayBackends(config, { logger, metrics });
+ * const relay = createRelay({ config, broker, store, logger, metrics, nodeId });
+ * const session = relay.attach({ id, identity, deliver: (events) => sealAndSend(events), close });
+ * await session.handle(JSON.parse(plaintext));
+ */
+export function createRelay(options: RelayOptions): Relay {
+  const { broker, store, metrics, nodeId, verifyGrant, batch } = options;
+  const relayConfig = options.config.relay;
+  const now = options.now ?? Date.now;
+  const logger = options.logger?.child({ component: 'relay' });
+  const maxFrameBytes = options.config.channel?.maxFrameBytes ?? 65_536;
+  const maxDataChars = Math.ceil(maxFrameBytes / 3) * 4;
+  const maxQueuedEvents = options.maxQueuedEvents ?? 10_000;
+  const maxQueuedBytes = options.maxQueuedBytes ?? options.config.channel?.sendQueueBytes ?? 4 * 1024 * 1024;
+  const heartbeatMs = options.heartbeatMs ?? 5_000;
+  const presenceTtlMs = heartbeatMs * 3;
+  const backlogPage = options.backlogPage ?? 256;
+  const historyLimits = { maxCount: relayConfig.historyMaxCount, maxAgeMs: relayConfig.historyMaxAgeSeconds * 1000 };
+  const startedAt = now();
+
+  const slowConsumers = metrics
+    ? ((metrics.registry.getSingleMetric('ssc_relay_slow_consumers_total') as Counter | undefined) ??
+      new Counter({
+        name: 'ssc_relay_slow_consumers_total',
+        help: 'Connections closed by the relay because their send queue passed its bound (4008).',
+        registers: [metrics.registry],
+      }))
+    : undefined;
+  const count = {
+    inPublish: metrics?.messages.labels('in', 'publish'),
+    inDirect: metrics?.messages.labels('in', 'direct'),
+    inAck: metrics?.messages.labels('in', 'ack'),
+    inControl: metrics?.messages.labels('in', 'control'),
+    outPublish: metrics?.messages.labels('out', 'publish'),
+    outDirect: metrics?.messages.labels('out', 'direct'),
+  };
+
+  const sessions = new Map<string, SessionState>();
+  /** topic → local subscribers. */
+  const topics = new Map<string, Set<SessionState>>();
+  /** identity → local connections. */
+  const identities = new Map<string, Set<SessionState>>();
+  /** Pending broker (un)subscriptions per channel, so they apply in order. */
+  const channelOps = new Map<string, Promise<void>>();
+  let closed = false;
+
+  // ---- delivery ----------------------------------------------------------------------------
+
+  function send(session: SessionState, events: RelayEvent[]) {
+    if (session.closed || events.length === 0) return;
+    if (session.blocked || session.out.length > 0) {
+      for (const event of events) {
+        session.out.push(event);
+        session.outBytes += eventBytes(event);
+      }
+      if (session.out.length > maxQueuedEvents || session.outBytes > maxQueuedBytes) slowConsumer(session);
+      return;
+    }
+    if (!session.conn.deliver(events)) session.blocked = true;
+  }
+
+  function flush(session: SessionState) {
+    while (!session.closed && !session.blocked && session.out.length > 0) {
+      const chunk = session.out.splice(0, 256);
+      for (const event of chunk) session.outBytes -= eventBytes(event);
+      if (!session.conn.deliver(chunk)) session.blocked = true;
+    }
+    if (!session.blocked && session.dm.drained) {
+      const resume = session.dm.drained;
+      session.dm.drained = undefined;
+      resume();
+    }
+  }
+
+  function slowConsumer(session: SessionState) {
+    slowConsumers?.inc();
+    logger?.warn(
+      { conn: session.id, identity: session.identity, queued: session.out.length, bytes: session.outBytes },
+      'slow consumer disconnected',
+    );
+    const { conn } = session;
+    void detach(session);
+    try {
+      conn.close(SLOW_CONSUMER_CLOSE.code, SLOW_CONSUMER_CLOSE.reason);
+    } catch (error) {
+      logger?.debug({ err: (error as Error).message }, 'close of a slow consumer failed');
+    }
+  }
+
+  function onPublication(topic: string, publication: Publication) {
+    const subscribers = topics.get(topic);
+    if (!subscribers || subscribers.size === 0) return;
+    const event: PublicationEvent = {
+      type: 'publication',
+      topic,
+      offset: publication.offset,
+      epoch: publication.epoch,
+      from: publication.from,
+      data: publication.data,
+      time: publication.time,
+    };
+    const single = [event];
+    let delivered = 0;
+    batch?.begin();
+    try {
+      for (const session of subscribers) {
+        const sub = session.subs.get(topic);
+        if (!sub) continue;
+        if (!sub.live) {
+          sub.buffer.push(event);
+          continue;
+        }
+        if (event.epoch === sub.epoch && event.offset <= sub.skipUpTo) continue;
+        send(session, single);
+        delivered++;
+      }
+    } finally {
+      batch?.end();
+    }
+    if (delivered) {
+      count.outPublish?.inc(delivered);
+      metrics?.deliveryLatency.observe(Math.max(0, now() - publication.time) / 1000);
+    }
+  }
+
+  function messageEvent(message: DirectMessage): MessageEvent {
+    return { type: 'message', id: message.id, from: message.from, data: message.data, time: message.time };
+  }
+
+  function onDirect(identity: string, message: DirectMessage) {
+    const targets = identities.get(identity);
+    if (!targets || targets.size === 0) return;
+    const event = [messageEvent(message)];
+    let delivered = 0;
+    batch?.begin();
+    try {
+      for (const session of targets) {
+        if (!session.dm.live) {
+          session.dm.arrivedDuringLoad = true;
+          continue;
+        }
+        // Already delivered from the backlog. (Later live messages are unique: no further check.)
+        if (message.id <= session.dm.skipUpTo) continue;
+        send(session, event);
+        delivered++;
+      }
+    } finally {
+      batch?.end();
+    }
+    if (delivered) {
+      count.outDirect?.inc(delivered);
+      metrics?.deliveryLatency.observe(Math.max(0, now() - message.time) / 1000);
+    }
+  }
+
+  function brokerHandler(envelope: BrokerEnvelope) {
+    try {
+      if (envelope.kind === 'publication') onPublication(envelope.publication.topic, envelope.publication);
+      else if (envelope.kind === 'direct') onDirect(envelope.message.to, envelope.message);
+    } catch (error) {
+      logger?.error({ err: (error as Error).message }, 'broker message handling failed');
+    }
+  }
+
+  /** Subscribes/unsubscribes the node's broker channel, serialised per channel. */
+  function channelOp(channel: string, op: () => Promise<void>): Promise<void> {
+    const previous = channelOps.get(channel) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(op);
+    channelOps.set(channel, next);
+    void next.finally(() => {
+      if (channelOps.get(channel) === next) channelOps.delete(channel);
+    }).catch(() => undefined);
+    return next;
+  }
+
+  async function joinLocal<K>(map: Map<K, Set<SessionState>>, key: K, channel: string, session: SessionState) {
+    let set = map.get(key);
+    const first = !set;
+    if (!set) map.set(key, (set = new Set()));
+    set.add(session);
+    if (first) {
+      await channelOp(channel, () => broker.subscribe(channel, brokerHandler));
+    } else {
+      await channelOps.get(channel);
+    }
+  }
+
+  function leaveLocal<K>(map: Map<K, Set<SessionState>>, key: K, channel: string, session: SessionState) {
+    const set = map.get(key);
+    if (!set) return;
+    set.delete(session);
+    if (set.size === 0) {
+      map.delete(key);
+      void channelOp(channel, async () => {
+        if (!map.has(key)) await broker.unsubscribe(channel);
+      }).catch(() => undefined);
+    }
+  }
+
+  // ---- direct-message backlog ----------------------------------------------------------------
+
+  async function replayBacklog(session: SessionState) {
+    let cursor = 0;
+    session.dm.live = false;
+    try {
+      await joinLocal(identities, session.identity, identityChannel(session.identity), session);
+      for (;;) {
+        session.dm.arrivedDuringLoad = false;
+        const page = await store.pending(session.identity, cursor, backlogPage);
+        if (session.closed) return;
+        if (page.length > 0) {
+          cursor = page[page.length - 1].id;
+          send(session, page.map(messageEvent));
+          count.outDirect?.inc(page.length);
+        }
+        if (page.length === backlogPage || session.dm.arrivedDuringLoad) {
+          if (session.blocked) await new Promise<void>((resolve) => (session.dm.drained = resolve));
+          if (session.closed) return;
+          continue;
+        }
+        break;
+      }
+      session.dm.skipUpTo = cursor;
+      session.dm.live = true;
+    } catch (error) {
+      // Without its backlog the at-least-once promise cannot be kept on this connection: close it,
+      // the client reconnects and the backlog is replayed then.
+      logger?.warn({ err: (error as Error).message, conn: session.id }, 'direct-message backlog failed; closing');
+      const { conn } = session;
+      await detach(session);
+      conn.close(1011, 'relay store unavailable');
+    }
+  }
+
+  // ---- authorisation -----------------------------------------------------------------------
+
+  function privateAllowed(topic: string, identity: string): boolean {
+    for (const [pattern, members] of Object.entries(relayConfig.privateTopics)) {
+      const matches = pattern.endsWith('*') ? topic.startsWith(pattern.slice(0, -1)) : topic === pattern;
+      if (matches && (members.includes(identity) || members.includes('*'))) return true;
+    }
+    return false;
+  }
+
+  async function authorize(session: SessionState, topic: string, right: 'subscribe' | 'publish', grant?: Grant) {
+    if (topic.startsWith('public:')) return;
+    if (topic.startsWith('user:')) {
+      if (topic.slice(5) === session.identity) return;
+      throw new RelayError('forbidden', `${topic} belongs to another identity`);
+    }
+    // private:
+    if (privateAllowed(topic, session.identity)) return;
+    const held = session.grants.get(topic);
+    if (held && held.exp * 1000 > now() && held.rights.includes(right)) return;
+    if (grant) {
+      if (grant.topic !== topic) throw new RelayError('forbidden', 'grant is for another topic');
+      if (grant.identity !== session.identity) throw new RelayError('forbidden', 'grant is for another identity');
+      if (grant.exp * 1000 <= now()) throw new RelayError('forbidden', 'grant expired');
+      if (!grant.rights.includes(right)) throw new RelayError('forbidden', `grant does not allow ${right}`);
+      if (!verifyGrant) throw new RelayError('forbidden', 'grants are not accepted on this node');
+      let valid = false;
+      try {
+        valid = await verifyGrant(grant);
+      } catch (error) {
+        logger?.warn({ err: (error as Error).message }, 'grant verification failed');
+      }
+      if (!valid) throw new RelayError('forbidden', 'grant signature does not verify');
+      session.grants.set(topic, grant);
+      return;
+    }
+    throw new RelayError('forbidden', `${topic} needs an allow-list entry or a signed grant`);
+  }
+
+  /** Issues `issue` after every earlier ordered command was issued (not finished): per-session order. */
+  function ordered<T>(session: SessionState, prepare: () => unknown, issue: () => Promise<T>): Promise<T> {
+    const step = session.tail.then(prepare).then(() => ({ op: issue() }));
+    session.tail = step.then(
+      () => undefined,
+      () => undefined,
+    );
+    return step.then((s) => s.op);
+  }
+
+  // ---- commands ----------------------------------------------------------------------------
+
+  async function subscribe(
+    session: SessionState,
+    cmd: Extract<RelayCommand, { cmd: 'subscribe' }>,
+  ): Promise<{ result: Record<string, unknown>; after?: () => void }> {
+    const { topic } = cmd;
+    if (session.subs.has(topic)) return { result: { topic, alreadySubscribed: true } };
+    if (session.subs.size >= relayConfig.maxTopicsPerConnection) {
+      throw new RelayError('too_many_topics', `at most ${relayConfig.maxTopicsPerConnection} topics per connection`);
+    }
+    await authorize(session, topic, 'subscribe', cmd.grant);
+    if (session.subs.has(topic)) return { result: { topic, alreadySubscribed: true } };
+    const sub: Subscription = { live: false, buffer: [], epoch: '', skipUpTo: 0, since: 0 };
+    session.subs.set(topic, sub);
+    try {
+      // Subscribe to live traffic first (buffered), then read history: nothing falls between.
+      await joinLocal(topics, topic, topicChannel(topic), session);
+      let since = cmd.since;
+      if (!since && cmd.recover) since = await store.getCursor(session.identity, topic);
+      let replay: PublicationEvent[] = [];
+      let recovered: boolean | undefined;
+      let position: { epoch: string; offset: number };
+      if (since) {
+        const page = await store.readSince(topic, since.offset, {
+          limit: relayConfig.historyMaxCount,
+          maxAgeMs: historyLimits.maxAgeMs,
+          now: now(),
+        });
+        position = page.position;
+        if (page.position.epoch === since.epoch) {
+          replay = page.publications.map((p) => ({ type: 'publication' as const, ...p }));
+          const first = page.publications[0];
+          // Recovered when nothing between `since` and the first kept publication was trimmed.
+          recovered = first ? first.offset === since.offset + 1 : page.position.offset <= since.offset;
+          sub.skipUpTo = Math.max(since.offset, replay.length ? replay[replay.length - 1].offset : 0);
+        } else {
+          recovered = false;
+          sub.skipUpTo = page.position.offset;
+        }
+      } else {
+        position = await store.position(topic);
+        sub.skipUpTo = position.offset;
+      }
+      sub.epoch = position.epoch;
+      if (session.closed || session.subs.get(topic) !== sub) throw new RelayError('closed', 'connection closed');
+      await broker.presenceJoin(
+        topic,
+        [{ clientId: session.id, identity: session.identity, nodeId, since: session.joinedAt }],
+        presenceTtlMs,
+      );
+      const result: Record<string, unknown> = { topic, epoch: position.epoch, offset: position.offset };
+      if (since) {
+        result.recovered = recovered;
+        result.replayed = replay.length;
+      }
+      return {
+        result,
+        after: () => {
+          // Reply first, then the replay, then live publications that arrived meanwhile.
+          if (replay.length) send(session, replay);
+          const live = sub.buffer.filter((e) => e.epoch !== sub.epoch || e.offset > sub.skipUpTo);
+          if (live.length) {
+            sub.skipUpTo = Math.max(sub.skipUpTo, live[live.length - 1].offset);
+            send(session, live);
+          }
+          sub.buffer = [];
+          sub.live = true;
+        },
+      };
+    } catch (error) {
+      if (session.subs.get(topic) === sub) {
+        session.subs.delete(topic);
+        leaveLocal(topics, topic, topicChannel(topic), session);
+      }
+      throw error;
+    }
+  }
+
+  async function unsubscribe(session: SessionState, topic: string) {
+    if (!session.subs.delete(topic)) throw new RelayError('not_subscribed', `not subscribed to ${topic}`);
+    leaveLocal(topics, topic, topicChannel(topic), session);
+    await broker.presenceLeave(topic, nodeId, [session.id]);
+    return { topic };
+  }
+
+  async function publish(session: SessionState, cmd: Extract<RelayCommand, { cmd: 'publish' }>) {
+    const { topic, data } = cmd;
+    const publication = await ordered(
+      session,
+      () => authorize(session, topic, 'publish', cmd.grant),
+      () => store.append(topic, { from: session.identity, data, time: now() }, historyLimits),
+    );
+    if (!publication.published) {
+      const { published: _, ...plain } = publication;
+      await broker.publish(topicChannel(topic), { kind: 'publication', publication: plain });
+    }
+    return { topic, offset: publication.offset, epoch: publication.epoch };
+  }
+
+  async function sendDirect(session: SessionState, cmd: Extract<RelayCommand, { cmd: 'send' }>) {
+    const message = await ordered(
+      session,
+      () => undefined,
+      () => store.enqueue(cmd.to, { from: session.identity, data: cmd.data, time: now() }, relayConfig.queueMaxCount),
+    );
+    // Stored: the sender's ok is honest from here on, even if the live fan-out is lost.
+    if (!message.published) {
+      const { published: _, ...plain } = message;
+      try {
+        await broker.publish(identityChannel(cmd.to), { kind: 'direct', message: plain });
+      } catch (error) {
+        logger?.warn({ err: (error as Error).message }, 'live fan-out of a stored direct message failed');
+      }
+    }
+    return { id: message.id, to: cmd.to };
+  }
+
+  async function ack(session: SessionState, cmd: Extract<RelayCommand, { cmd: 'ack' }>) {
+    const result: Record<string, unknown> = {};
+    if (cmd.ids) result.acked = await store.ack(session.identity, cmd.ids);
+    if (cmd.topic && cmd.position) {
+      await authorize(session, cmd.topic, 'subscribe');
+      await store.setCursor(session.identity, cmd.topic, cmd.position);
+      result.topic = cmd.topic;
+    }
+    return result;
+  }
+
+  async function history(session: SessionState, cmd: Extract<RelayCommand, { cmd: 'history' }>) {
+    await authorize(session, cmd.topic, 'subscribe');
+    const limit = Math.min(cmd.limit ?? relayConfig.historyMaxCount, relayConfig.historyMaxCount);
+    const page = await store.readSince(cmd.topic, cmd.since ?? 0, { limit, maxAgeMs: historyLimits.maxAgeMs, now: now() });
+    return {
+      topic: cmd.topic,
+      epoch: page.position.epoch,
+      offset: page.position.offset,
+      publications: page.publications.map(({ offset, from, data, time }) => ({ offset, from, data, time })),
+    };
+  }
+
+  async function presence(session: SessionState, topic: string) {
+    await authorize(session, topic, 'subscribe');
+    const entries = await broker.presenceList(topic);
+    entries.sort((a, b) => a.since - b.since || a.clientId.localeCompare(b.clientId));
+    return {
+      topic,
+      clients: entries.map((e) => ({ clientId: e.clientId, identity: e.identity, nodeId: e.nodeId, since: e.since })),
+      identities: [...new Set(entries.map((e) => e.identity))].sort(),
+    };
+  }
+
+  function parse(input: unknown): { cmd?: RelayCommand; id: RequestId | null; error?: RelayError } {
+    let value = input;
+    if (typeof input === 'string' || input instanceof Uint8Array) {
+      try {
+        value = JSON.parse(typeof input === 'string' ? input : new TextDecoder('utf-8', { fatal: true }).decode(input));
+      } catch {
+        return { id: null, error: new RelayError('bad_request', 'command is not UTF-8 JSON') };
+      }
+    }
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      return { id: null, error: new RelayError('bad_request', 'command must be a JSON object') };
+    }
+    const raw = value as Record<string, unknown>;
+    const id = typeof raw.id === 'number' || (typeof raw.id === 'string' && raw.id.length <= 64) ? raw.id : null;
+    if (typeof raw.cmd !== 'string' || !(commandNames as readonly string[]).includes(raw.cmd)) {
+      return { id, error: new RelayError('unknown_command', `unknown command ${JSON.stringify(raw.cmd)?.slice(0, 40)}`) };
+    }
+    if (typeof raw.data === 'string' && raw.data.length > maxDataChars) {
+      return { id, error: new RelayError('payload_too_large', `data is longer than ${maxDataChars} base64 characters`) };
+    }
+    const parsed = commandSchema.safeParse(raw);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const where = issue.path.length ? `${issue.path.join('.')}: ` : '';
+      return { id, error: new RelayError('bad_request', `${where}${issue.message}`) };
+    }
+    return { cmd: parsed.data, id: parsed.data.id };
+  }
+
+  async function execute(
+    session: SessionState,
+    cmd: RelayCommand,
+  ): Promise<{ result: Record<string, unknown>; after?: () => void }> {
+    switch (cmd.cmd) {
+      case 'subscribe': {
+        count.inControl?.inc();
+        return await subscribe(session, cmd);
+      }
+      case 'unsubscribe':
+        count.inControl?.inc();
+        return { result: await unsubscribe(session, cmd.topic) };
+      case 'publish':
+        count.inPublish?.inc();
+        return { result: await publish(session, cmd) };
+      case 'send':
+        count.inDirect?.inc();
+        return { result: await sendDirect(session, cmd) };
+      case 'ack':
+        count.inAck?.inc();
+        return { result: await ack(session, cmd) };
+      case 'history':
+        count.inControl?.inc();
+        return { result: await history(session, cmd) };
+      case 'presence':
+        count.inControl?.inc();
+        return { result: await presence(session, cmd.topic) };
+      case 'ping':
+        count.inControl?.inc();
+        return { result: { time: now(), nodeId } };
+    }
+  }
+
+  async function handle(session: SessionState, input: unknown): Promise<RelayReply> {
+    const { cmd, id, error } = parse(input);
+    let reply: RelayReply;
+    let after: (() => void) | undefined;
+    if (!cmd) {
+      metrics?.errors.inc({ kind: 'bad_input' });
+      reply = { type: 'reply', id, ok: false, error: { code: error!.code, message: error!.message } };
+    } else if (session.closed) {
+      reply = { type: 'reply', id, ok: false, error: { code: 'closed', message: 'connection is detached' } };
+    } else {
+      try {
+        const out = await execute(session, cmd);
+        reply = { type: 'reply', id, ok: true, result: out.result };
+        after = out.after;
+      } catch (err) {
+        const relayError =
+          err instanceof RelayError ? err : new RelayError('internal', 'internal error', { cause: err as Error });
+        if (!(err instanceof RelayError)) logger?.error({ err: (err as Error).message, cmd: cmd.cmd }, 'command failed');
+        if (relayError.code === 'unavailable' || relayError.code === 'timeout' || relayError.code === 'internal') {
+          metrics?.errors.inc({ kind: relayError.code === 'internal' ? 'internal' : 'dependency' });
+        }
+        reply = { type: 'reply', id, ok: false, error: { code: relayError.code as RelayErrorCode, message: relayError.message } };
+      }
+    }
+    send(session, [reply]);
+    after?.();
+    return reply;
+  }
+
+  // ---- sessions ----------------------------------------------------------------------------
+
+  async function detach(session: SessionState) {
+    if (session.closed) return;
+    session.closed = true;
+    sessions.delete(session.id);
+    session.out = [];
+    session.outBytes = 0;
+    session.dm.drained?.();
+    const subscribed = [...session.subs.keys()];
+    session.subs.clear();
+    for (const topic of subscribed) leaveLocal(topics, topic, topicChannel(topic), session);
+    leaveLocal(identities, session.identity, identityChannel(session.identity), session);
+    await Promise.allSettled(subscribed.map((topic) => broker.presenceLeave(topic, nodeId, [session.id])));
+  }
+
+  function attach(conn: RelayConnection): RelaySession {
+    if (closed) throw new RelayError('closed', 'relay is closed');
+    if (sessions.has(conn.id)) throw new RelayError('bad_request', `connection ${conn.id} is already attached`);
+    const session: SessionState = {
+      id: conn.id,
+      identity: conn.identity,
+      conn,
+      subs: new Map(),
+      grants: new Map(),
+      out: [],
+      outBytes: 0,
+      blocked: false,
+      closed: false,
+      joinedAt: now(),
+      tail: Promise.resolve(),
+      dm: { live: false, skipUpTo: 0, arrivedDuringLoad: false },
+      handle: (input) => handle(session, input),
+      drain() {
+        session.blocked = false;
+        flush(session);
+      },
+      get queued() {
+        return session.out.length;
+      },
+      detach: () => detach(session),
+    };
+    sessions.set(conn.id, session);
+    void replayBacklog(session);
+    return session;
+  }
+
+  // ---- heartbeat -----------------------------------------------------------------------------
+
+  async function heartbeat() {
+    if (closed) return;
+    const at = now();
+    const byTopic = new Map<string, PresenceEntry[]>();
+    for (const session of sessions.values()) {
+      for (const [topic, sub] of session.subs) {
+        if (!sub.live) continue;
+        let list = byTopic.get(topic);
+        if (!list) byTopic.set(topic, (list = []));
+        list.push({ clientId: session.id, identity: session.identity, nodeId, since: session.joinedAt });
+      }
+    }
+    const results = await Promise.allSettled([
+      broker.announce({ nodeId, startedAt, at, connections: sessions.size }, heartbeatMs * 3),
+      ...[...byTopic].map(([topic, entries]) => broker.presenceJoin(topic, entries, presenceTtlMs)),
+    ]);
+    const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
+    if (failed) logger?.warn({ err: String(failed.reason?.message ?? failed.reason) }, 'heartbeat failed');
+  }
+  const timer = setInterval(() => void heartbeat(), heartbeatMs);
+  timer.unref?.();
+  void heartbeat();
+
+  return {
+    nodeId,
+    attach,
+    async detach(id) {
+      const session = sessions.get(id);
+      if (session) await detach(session);
+    },
+    session: (id) => sessions.get(id),
+    peers: () => broker.peers(),
+    stats: () => ({ connections: sessions.size, topics: topics.size, identities: identities.size }),
+    heartbeat,
+    async close() {
+      clearInterval(timer);
+      await Promise.allSettled([...sessions.values()].map((s) => detach(s)));
+      closed = true;
+      await Promise.allSettled([...channelOps.values()]);
+    },
+  };
+}

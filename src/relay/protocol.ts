@@ -1,0 +1,136 @@
+/**
+ * The relay command set as it travels inside an open channel: one JSON object per frame
+ * payload (UTF-8), client → server commands and server → client events. Payloads are base64
+ * in `data`, so any bytes survive and clients in any language can speak it. Documented in
+ * docs/RELAY.md; every command is validated here with zod, once, at the boundary.
+ */
+import { z } from 'zod';
+import type { RelayErrorCode } from './types.ts';
+
+/** Topic names: `public:…`, `private:…` or `user:<fingerprint>`; no braces (Redis hash tags). */
+export const topicPattern = /^(public|private|user):[A-Za-z0-9._:@\-/]{1,200}$/;
+/** An identity fingerprint: SHA-256 of the ML-DSA-65 public key, lower-case hex. */
+export const fingerprintPattern = /^[0-9a-f]{64}$/;
+const base64Pattern = /^[A-Za-z0-9+/]*={0,2}$/;
+
+const requestId = z.union([z.number().int().min(0).max(Number.MAX_SAFE_INTEGER), z.string().min(1).max(64)]);
+const topic = z.string().max(210).regex(topicPattern, 'a topic like public:name, private:name or user:<fingerprint>');
+const data = z.string().regex(base64Pattern, 'base64').refine((s) => s.length % 4 === 0, 'base64 with padding');
+const position = z.object({ epoch: z.string().min(1).max(64), offset: z.number().int().min(0) }).strict();
+
+/** A signed grant for a private topic; the signature is checked by the injected `verifyGrant`. */
+export const grantSchema = z
+  .object({
+    topic: topic,
+    identity: z.string().regex(fingerprintPattern),
+    rights: z.array(z.enum(['subscribe', 'publish'])).min(1).max(2),
+    /** Expiry, seconds since the Unix epoch. */
+    exp: z.number().int().positive(),
+    /** Who signed it (a fingerprint), for the verifier to pick the key. */
+    issuer: z.string().max(128).default(''),
+    /** Signature over `grantMessage(grant)`, base64. */
+    sig: z.string().min(1).max(8192).regex(base64Pattern),
+  })
+  .strict();
+export type Grant = z.infer<typeof grantSchema>;
+
+/** The bytes a grant's signature covers (UTF-8 of this text). */
+export function grantMessage(grant: Omit<Grant, 'sig'>): string {
+  return `ssc-grant-v1\n${grant.topic}\n${grant.identity}\n${[...grant.rights].sort().join(',')}\n${grant.exp}\n${grant.issuer}`;
+}
+
+export const commandSchema = z.discriminatedUnion('cmd', [
+  z
+    .object({
+      id: requestId,
+      cmd: z.literal('subscribe'),
+      topic,
+      /** Resume after this position (exclusive); publications since are replayed in order. */
+      since: position.optional(),
+      /** Resume from the position this identity committed with `ack` (when `since` is absent). */
+      recover: z.boolean().optional(),
+      grant: grantSchema.optional(),
+    })
+    .strict(),
+  z.object({ id: requestId, cmd: z.literal('unsubscribe'), topic }).strict(),
+  z.object({ id: requestId, cmd: z.literal('publish'), topic, data, grant: grantSchema.optional() }).strict(),
+  z.object({ id: requestId, cmd: z.literal('send'), to: z.string().regex(fingerprintPattern, 'a fingerprint (64 hex)'), data }).strict(),
+  z
+    .object({
+      id: requestId,
+      cmd: z.literal('ack'),
+      /** Direct-message ids to remove from this identity's queue. */
+      ids: z.array(z.number().int().positive()).min(1).max(1_000).optional(),
+      /** Commit a topic position (resume token) for `subscribe { recover: true }`. */
+      topic: topic.optional(),
+      position: position.optional(),
+    })
+    .strict()
+    .refine((c) => c.ids || (c.topic && c.position), 'ack needs ids, or topic and position')
+    .refine((c) => !c.topic === !c.position, 'topic and position go together'),
+  z
+    .object({
+      id: requestId,
+      cmd: z.literal('history'),
+      topic,
+      /** Offset to read after (exclusive); 0 = from the oldest kept. */
+      since: z.number().int().min(0).optional(),
+      limit: z.number().int().min(1).max(10_000).optional(),
+    })
+    .strict(),
+  z.object({ id: requestId, cmd: z.literal('presence'), topic }).strict(),
+  z.object({ id: requestId, cmd: z.literal('ping') }).strict(),
+]);
+export type RelayCommand = z.infer<typeof commandSchema>;
+export type RequestId = number | string;
+export const commandNames = ['subscribe', 'unsubscribe', 'publish', 'send', 'ack', 'history', 'presence', 'ping'] as const;
+
+/** A publication delivered to a subscriber (live or replayed). */
+export interface PublicationEvent {
+  type: 'publication';
+  topic: string;
+  offset: number;
+  epoch: string;
+  from: string;
+  data: string;
+  time: number;
+}
+/** A direct message delivered to its recipient; ack its `id`. */
+export interface MessageEvent {
+  type: 'message';
+  id: number;
+  from: string;
+  data: string;
+  time: number;
+}
+export interface OkReply {
+  type: 'reply';
+  id: RequestId | null;
+  ok: true;
+  result: Record<string, unknown>;
+}
+export interface ErrorReply {
+  type: 'reply';
+  id: RequestId | null;
+  ok: false;
+  error: { code: RelayErrorCode; message: string };
+}
+export type RelayReply = OkReply | ErrorReply;
+export type RelayEvent = RelayReply | PublicationEvent | MessageEvent;
+
+const encoder = new TextEncoder();
+const encoded = new WeakMap<object, Uint8Array>();
+
+/**
+ * The UTF-8 JSON of an event. The same publication event object is handed to every recipient
+ * of one fan-out, so its encoding is computed once (cached by identity) and only the sealing is
+ * per recipient.
+ */
+export function encodeEvent(event: RelayEvent): Uint8Array {
+  let bytes = encoded.get(event);
+  if (!bytes) {
+    bytes = encoder.encode(JSON.stringify(event));
+    if (event.type === 'publication') encoded.set(event, bytes);
+  }
+  return bytes;
+}

@@ -1,0 +1,546 @@
+/**
+ * The distributed backends on Redis (ioredis): one `Broker` and one `Store` sharing a command
+ * connection, plus a duplicate connection in subscriber mode.
+ *
+ * - Fan-out: sharded pub/sub (`SSUBSCRIBE`/`SPUBLISH`, Redis ≥ 7) when the server has it, else
+ *   plain pub/sub. At-most-once, as Redis pub/sub is.
+ * - History: one stream per topic with ids `<offset>-0`, trimmed by count (`MAXLEN`) and by age
+ *   (`MINID` up to the first young entry); epoch and last offset in a hash. Append and fan-out run
+ *   in one Lua script, so live delivery order equals offset order across all nodes.
+ * - Direct messages: one stream per recipient with ids `<seq>-0`, enqueue + fan-out in one
+ *   script; `XDEL` on ack. As durable as the server's AOF (`appendfsync always` for honest acks).
+ * - Presence and heartbeats: a hash of entries plus a sorted set of expiry times (Redis 7.0 has
+ *   no per-field TTL), pruned by a script on read.
+ * - Every command runs through a cockatiel circuit breaker and ioredis' `commandTimeout`; the
+ *   connection reconnects with capped exponential backoff. Latency goes to
+ *   `ssc_broker_command_duration_seconds{backend="redis"}`, liveness to `ssc_broker_up`, the
+ *   breaker to `ssc_circuit_breaker_state{name="redis"}`.
+ *
+ * Key layout (prefix `P`, default `ssc:`; `{…}` are cluster hash tags): see docs/RELAY.md.
+ */
+import { randomBytes } from 'node:crypto';
+import { BrokenCircuitError, CircuitState, circuitBreaker, ConsecutiveBreaker, handleWhen } from 'cockatiel';
+import Redis from 'ioredis';
+import type { Logger } from 'pino';
+import type { Metrics } from '../observability/metrics.ts';
+import {
+  type AppendResult,
+  type BackendHealth,
+  type Broker,
+  type BrokerEnvelope,
+  type BrokerHandler,
+  type DirectMessage,
+  type EnqueueResult,
+  identityChannel,
+  type NodeInfo,
+  type PresenceEntry,
+  type Publication,
+  RelayError,
+  type Store,
+  type StreamPosition,
+  topicChannel,
+} from './types.ts';
+
+export interface RedisBackendOptions {
+  url: string;
+  keyPrefix: string;
+  commandTimeoutMs: number;
+  logger?: Logger;
+  metrics?: Metrics;
+  now?: () => number;
+  /** Lifetime of a topic's epoch/offset hash after its last append (ms); default 30 days. */
+  metaTtlMs?: number;
+  /** Consecutive failures that open the breaker (default 5), and ms before it half-opens (5 s). */
+  breakerThreshold?: number;
+  breakerHalfOpenMs?: number;
+  /** How long to wait for the first connection before starting degraded (ms, default 5 s). */
+  connectTimeoutMs?: number;
+}
+
+export interface RedisBackends {
+  broker: Broker;
+  store: Store;
+  /** The command connection (shared by broker and store). */
+  client: Redis;
+  /** Closes both connections. */
+  close(): Promise<void>;
+}
+
+const APPEND_SCRIPT = `
+local epoch = redis.call('HGET', KEYS[2], 'epoch')
+if not epoch then
+  epoch = ARGV[9]
+  redis.call('HSET', KEYS[2], 'epoch', epoch)
+end
+local offset = redis.call('HINCRBY', KEYS[2], 'offset', 1)
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], offset .. '-0', 'f', ARGV[1], 'd', ARGV[2], 't', ARGV[3])
+local head = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 16)
+local cut = nil
+for _, e in ipairs(head) do
+  if tonumber(e[2][6]) < tonumber(ARGV[5]) then cut = e[1] else break end
+end
+if cut then
+  local n = tonumber(string.match(cut, '^(%d+)'))
+  redis.call('XTRIM', KEYS[1], 'MINID', (n + 1) .. '-0')
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+redis.call('PEXPIRE', KEYS[2], ARGV[10])
+if ARGV[7] ~= '' then
+  local env = cjson.encode({ kind = 'publication', publication = {
+    topic = ARGV[8], offset = offset, epoch = epoch, from = ARGV[1], data = ARGV[2], time = tonumber(ARGV[3]) } })
+  redis.call(ARGV[11], ARGV[7], env)
+end
+return { offset, epoch }
+`;
+
+const ENQUEUE_SCRIPT = `
+local n = redis.call('XLEN', KEYS[1])
+if n >= tonumber(ARGV[4]) then return { -1, n } end
+local id = redis.call('INCR', KEYS[2])
+redis.call('XADD', KEYS[1], id .. '-0', 'f', ARGV[1], 'd', ARGV[2], 't', ARGV[3])
+if ARGV[5] ~= '' then
+  local env = cjson.encode({ kind = 'direct', message = {
+    id = id, to = ARGV[6], from = ARGV[1], data = ARGV[2], time = tonumber(ARGV[3]) } })
+  redis.call(ARGV[7], ARGV[5], env)
+end
+return { id, n + 1 }
+`;
+
+/** Live members of an expiring set: hash KEYS[1] of values, zset KEYS[2] of expiry scores. */
+const LIVE_SCRIPT = `
+local dead = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+if #dead > 0 then
+  redis.call('HDEL', KEYS[1], unpack(dead))
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+end
+return redis.call('HVALS', KEYS[1])
+`;
+
+const KV_LIST_SCRIPT = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+`;
+
+type Scripted = Redis & {
+  sscAppend(...args: (string | number)[]): Promise<[number, string]>;
+  sscEnqueue(...args: (string | number)[]): Promise<[number, number]>;
+  sscLive(...args: (string | number)[]): Promise<string[]>;
+  sscKvList(...args: (string | number)[]): Promise<string[]>;
+};
+
+const entryFields = (fields: string[]) => {
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) out[fields[i]] = fields[i + 1];
+  return out;
+};
+const idNumber = (id: string) => Number(id.slice(0, id.indexOf('-')));
+
+/**
+ * Connects the Redis broker and store. Resolves once connected, or after `connectTimeoutMs`
+ * with the backends in a degraded state (commands fail with `unavailable` until Redis answers).
+ *
+ * @example
+ * const { broker, store, close } = await createRedisBackends({ url, keyPrefix: 'ssc:', commandTimeoutMs: 2000, metrics });
+ */
+export async function createRedisBackends(options: RedisBackendOptions): Promise<RedisBackends> {
+  const {
+    url,
+    keyPrefix: P,
+    commandTimeoutMs,
+    logger,
+    metrics,
+    now = Date.now,
+    metaTtlMs = 30 * 86_400_000,
+    breakerThreshold = 5,
+    breakerHalfOpenMs = 5_000,
+    connectTimeoutMs = 5_000,
+  } = options;
+
+  const retryStrategy = (times: number) => Math.min(2 ** Math.min(times, 10) * 50, 5_000) + Math.floor(Math.random() * 100);
+  const client = new Redis(url, {
+    commandTimeout: commandTimeoutMs,
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    retryStrategy,
+    lazyConnect: true,
+  }) as Scripted;
+  client.defineCommand('sscAppend', { numberOfKeys: 2, lua: APPEND_SCRIPT });
+  client.defineCommand('sscEnqueue', { numberOfKeys: 2, lua: ENQUEUE_SCRIPT });
+  client.defineCommand('sscLive', { numberOfKeys: 2, lua: LIVE_SCRIPT });
+  client.defineCommand('sscKvList', { numberOfKeys: 1, lua: KV_LIST_SCRIPT });
+  // The subscriber keeps an offline queue so (re)subscriptions wait for the connection.
+  const subscriber = new Redis(url, { retryStrategy, lazyConnect: true, autoResubscribe: true, maxRetriesPerRequest: null });
+
+  let up = false;
+  const setUp = (value: boolean) => {
+    up = value;
+    metrics?.brokerUp.set({ backend: 'redis' }, value ? 1 : 0);
+  };
+  setUp(false);
+  client.on('ready', () => {
+    setUp(true);
+    logger?.info({ url: redactUrl(url) }, 'redis ready');
+  });
+  client.on('close', () => {
+    if (up) logger?.warn({ url: redactUrl(url) }, 'redis connection closed; reconnecting');
+    setUp(false);
+  });
+  client.on('error', (error) => logger?.debug({ err: error.message }, 'redis error'));
+  subscriber.on('error', (error) => logger?.debug({ err: error.message }, 'redis subscriber error'));
+
+  const breaker = circuitBreaker(
+    handleWhen((error) => !(error instanceof RelayError)),
+    { halfOpenAfter: breakerHalfOpenMs, breaker: new ConsecutiveBreaker(breakerThreshold) },
+  );
+  const breakerValue = (state: CircuitState) => (state === CircuitState.Closed ? 0 : state === CircuitState.HalfOpen ? 1 : 2);
+  metrics?.circuitBreakerState.set({ name: 'redis' }, 0);
+  breaker.onStateChange((state) => {
+    metrics?.circuitBreakerState.set({ name: 'redis' }, breakerValue(state));
+    logger?.warn({ breaker: 'redis', state: CircuitState[state] }, 'circuit breaker state changed');
+  });
+
+  /** Runs one command through the breaker, timing it. Errors become `RelayError`s. */
+  async function run<T>(command: string, fn: () => Promise<T>): Promise<T> {
+    if (closed) throw new RelayError('closed', 'redis backend is closed');
+    const started = performance.now();
+    try {
+      return await breaker.execute(fn);
+    } catch (error) {
+      if (error instanceof RelayError) throw error;
+      if (error instanceof BrokenCircuitError) throw new RelayError('unavailable', 'redis circuit breaker is open', { cause: error });
+      const message = (error as Error).message ?? String(error);
+      const code = /timed? ?out/i.test(message) ? 'timeout' : 'unavailable';
+      throw new RelayError(code, `redis ${command}: ${message}`, { cause: error });
+    } finally {
+      metrics?.brokerCommandDuration.observe({ backend: 'redis', command }, (performance.now() - started) / 1000);
+    }
+  }
+
+  let closed = false;
+  const connectOne = (connection: Redis) =>
+    Promise.race([
+      connection.connect().then(
+        () => true,
+        () => false,
+      ),
+      Bun.sleep(connectTimeoutMs).then(() => false),
+    ]);
+  const [clientOk] = await Promise.all([connectOne(client), connectOne(subscriber)]);
+  if (!clientOk) logger?.warn({ url: redactUrl(url) }, 'redis not reachable at startup; relay starts degraded');
+
+  // Sharded pub/sub when the server knows SPUBLISH (Redis ≥ 7.0).
+  let sharded = false;
+  if (clientOk) {
+    try {
+      const info = (await client.call('COMMAND', 'INFO', 'SPUBLISH')) as unknown[];
+      sharded = Array.isArray(info) && info[0] != null;
+    } catch {
+      sharded = false;
+    }
+  }
+  const publishCommand = sharded ? 'SPUBLISH' : 'PUBLISH';
+  const channelKey = (channel: string) => `${P}${channel}`;
+
+  // ---- broker ------------------------------------------------------------------------------
+  const handlers = new Map<string, BrokerHandler>();
+  const onMessage = (key: string, message: string) => {
+    const channel = key.startsWith(P) ? key.slice(P.length) : key;
+    const handler = handlers.get(channel);
+    if (!handler) return;
+    let envelope: BrokerEnvelope;
+    try {
+      envelope = JSON.parse(message) as BrokerEnvelope;
+    } catch {
+      logger?.warn({ channel }, 'undecodable broker message dropped');
+      return;
+    }
+    handler(envelope);
+  };
+  subscriber.on(sharded ? 'smessage' : 'message', onMessage);
+
+  const presenceKeys = (topic: string) => [`${P}presence:{${topic}}`, `${P}presence-exp:{${topic}}`];
+  const nodeKeys = [`${P}nodes`, `${P}nodes-exp`];
+
+  const broker: Broker = {
+    backend: 'redis',
+    sharded,
+    publish(channel, envelope) {
+      return run('publish', async () => {
+        await client.call(publishCommand, channelKey(channel), JSON.stringify(envelope));
+      });
+    },
+    async subscribe(channel, handler) {
+      handlers.set(channel, handler);
+      try {
+        await (sharded ? subscriber.ssubscribe(channelKey(channel)) : subscriber.subscribe(channelKey(channel)));
+      } catch (error) {
+        handlers.delete(channel);
+        throw new RelayError('unavailable', `redis subscribe: ${(error as Error).message}`, { cause: error });
+      }
+    },
+    async unsubscribe(channel) {
+      handlers.delete(channel);
+      if (closed) return;
+      try {
+        await (sharded ? subscriber.sunsubscribe(channelKey(channel)) : subscriber.unsubscribe(channelKey(channel)));
+      } catch (error) {
+        logger?.debug({ err: (error as Error).message, channel }, 'redis unsubscribe failed');
+      }
+    },
+    presenceJoin(topic, entries, ttlMs) {
+      if (entries.length === 0) return Promise.resolve();
+      const [hash, zset] = presenceKeys(topic);
+      const expires = now() + ttlMs;
+      return run('presence_join', async () => {
+        const multi = client.multi();
+        for (const entry of entries) {
+          const field = `${entry.nodeId}/${entry.clientId}`;
+          multi.hset(hash, field, JSON.stringify(entry)).zadd(zset, expires, field);
+        }
+        multi.pexpire(hash, ttlMs * 4).pexpire(zset, ttlMs * 4);
+        await multi.exec();
+      });
+    },
+    presenceLeave(topic, nodeId, clientIds) {
+      if (clientIds.length === 0) return Promise.resolve();
+      const [hash, zset] = presenceKeys(topic);
+      const fields = clientIds.map((id) => `${nodeId}/${id}`);
+      return run('presence_leave', async () => {
+        await client.multi().hdel(hash, ...fields).zrem(zset, ...fields).exec();
+      });
+    },
+    presenceList(topic) {
+      return run('presence_list', async () => {
+        const values = await client.sscLive(...presenceKeys(topic), now());
+        return values.map((v) => JSON.parse(v) as PresenceEntry);
+      });
+    },
+    announce(info, ttlMs) {
+      return run('announce', async () => {
+        await client
+          .multi()
+          .hset(nodeKeys[0], info.nodeId, JSON.stringify(info))
+          .zadd(nodeKeys[1], now() + ttlMs, info.nodeId)
+          .exec();
+      });
+    },
+    peers() {
+      return run('peers', async () => {
+        const values = await client.sscLive(nodeKeys[0], nodeKeys[1], now());
+        return values.map((v) => JSON.parse(v) as NodeInfo).sort((a, b) => a.nodeId.localeCompare(b.nodeId));
+      });
+    },
+    health: () => health('broker'),
+    async close() {
+      await closeAll();
+    },
+  };
+
+  // ---- store -------------------------------------------------------------------------------
+  const histKeys = (topic: string) => [`${P}hist:{${topic}}`, `${P}hmeta:{${topic}}`];
+  const dmKeys = (identity: string) => [`${P}dm:{${identity}}`, `${P}dmseq:{${identity}}`];
+  const cursorKey = (identity: string) => `${P}cursor:{${identity}}`;
+  const kvKey = (ns: string, key: string) => `${P}kv:${ns}:${key}`;
+  const kvIndex = (ns: string) => `${P}kvidx:${ns}`;
+  const seriesKey = (name: string) => `${P}series:${name}`;
+
+  async function position(topic: string): Promise<StreamPosition> {
+    const [, meta] = histKeys(topic);
+    // HSETNX creates the epoch of a new topic; the offset stays absent (= 0) until the first append.
+    const [[, _set], [, values]] = (await client
+      .multi()
+      .hsetnx(meta, 'epoch', randomBytes(6).toString('hex'))
+      .hmget(meta, 'epoch', 'offset')
+      .pexpire(meta, metaTtlMs)
+      .exec()) as [[null, number], [null, [string, string | null]], unknown];
+    return { epoch: values[0], offset: Number(values[1] ?? 0) };
+  }
+
+  const store: Store = {
+    backend: 'redis',
+    append(topic, entry, limits) {
+      const keys = histKeys(topic);
+      return run('append', async (): Promise<AppendResult> => {
+        const [offset, epoch] = await client.sscAppend(
+          ...keys,
+          entry.from,
+          entry.data,
+          entry.time,
+          limits.maxCount,
+          entry.time - limits.maxAgeMs,
+          limits.maxAgeMs + 60_000,
+          channelKey(topicChannel(topic)),
+          topic,
+          randomBytes(6).toString('hex'),
+          Math.max(metaTtlMs, limits.maxAgeMs * 2),
+          publishCommand,
+        );
+        return { topic, offset: Number(offset), epoch, from: entry.from, data: entry.data, time: entry.time, published: true };
+      });
+    },
+    readSince(topic, since, { limit, maxAgeMs, now: at }) {
+      const [stream] = histKeys(topic);
+      return run('read_since', async () => {
+        const [pos, entries] = await Promise.all([
+          position(topic),
+          client.xrange(stream, `(${since}-0`, '+', 'COUNT', limit),
+        ]);
+        const cutoff = at - maxAgeMs;
+        const publications: Publication[] = [];
+        for (const [id, fields] of entries) {
+          const f = entryFields(fields);
+          const time = Number(f.t);
+          if (time < cutoff) continue;
+          publications.push({ topic, offset: idNumber(id), epoch: pos.epoch, from: f.f, data: f.d, time });
+        }
+        return { position: pos, publications };
+      });
+    },
+    position: (topic) => run('position', () => position(topic)),
+    enqueue(to, entry, maxCount) {
+      const keys = dmKeys(to);
+      return run('enqueue', async (): Promise<EnqueueResult> => {
+        const [id, count] = await client.sscEnqueue(
+          ...keys,
+          entry.from,
+          entry.data,
+          entry.time,
+          maxCount,
+          channelKey(identityChannel(to)),
+          to,
+          publishCommand,
+        );
+        if (id < 0) throw new RelayError('queue_full', `queue of ${to} holds ${count} pending messages`);
+        return { id: Number(id), to, from: entry.from, data: entry.data, time: entry.time, published: true };
+      });
+    },
+    pending(identity, afterId, limit) {
+      const [stream] = dmKeys(identity);
+      return run('pending', async () => {
+        const entries = await client.xrange(stream, `(${afterId}-0`, '+', 'COUNT', limit);
+        return entries.map(([id, fields]): DirectMessage => {
+          const f = entryFields(fields);
+          return { id: idNumber(id), to: identity, from: f.f, data: f.d, time: Number(f.t) };
+        });
+      });
+    },
+    ack(identity, ids) {
+      if (ids.length === 0) return Promise.resolve(0);
+      const [stream] = dmKeys(identity);
+      return run('ack', () => client.xdel(stream, ...ids.map((id) => `${id}-0`)));
+    },
+    pendingCount(identity) {
+      return run('pending_count', () => client.xlen(dmKeys(identity)[0]));
+    },
+    getCursor(identity, topic) {
+      return run('cursor_get', async () => {
+        const value = await client.hget(cursorKey(identity), topic);
+        if (!value) return undefined;
+        const at = value.lastIndexOf(':');
+        return { epoch: value.slice(0, at), offset: Number(value.slice(at + 1)) };
+      });
+    },
+    setCursor(identity, topic, pos) {
+      return run('cursor_set', async () => {
+        await client.hset(cursorKey(identity), topic, `${pos.epoch}:${pos.offset}`);
+      });
+    },
+    kv: {
+      get: (ns, key) => run('kv_get', async () => (await client.get(kvKey(ns, key))) ?? undefined),
+      set: (ns, key, value, ttlMs = 0) =>
+        run('kv_set', async () => {
+          const multi = client.multi();
+          if (ttlMs > 0) multi.set(kvKey(ns, key), value, 'PX', ttlMs).zadd(kvIndex(ns), now() + ttlMs, key);
+          else multi.set(kvKey(ns, key), value).zadd(kvIndex(ns), '+inf', key);
+          await multi.exec();
+        }),
+      delete: (ns, key) =>
+        run('kv_delete', async () => {
+          const [[, removed]] = (await client.multi().del(kvKey(ns, key)).zrem(kvIndex(ns), key).exec()) as [[null, number], unknown];
+          return removed > 0;
+        }),
+      list: (ns) =>
+        run('kv_list', async () => {
+          const keys = await client.sscKvList(kvIndex(ns), now());
+          if (keys.length === 0) return [];
+          const values = await client.mget(...keys.map((k) => kvKey(ns, k)));
+          const out: Array<{ key: string; value: string }> = [];
+          keys.forEach((key, i) => {
+            if (values[i] != null) out.push({ key, value: values[i]! });
+          });
+          return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+        }),
+    },
+    series: {
+      append: (name, points, retainMs = 0) =>
+        run('series_append', async () => {
+          if (points.length === 0) return;
+          const key = seriesKey(name);
+          const multi = client.multi();
+          // Member `time:value` keeps points unique; a repeated time adds a second point.
+          multi.zadd(key, ...points.flatMap(([time, value]) => [time, `${time}:${value}`]));
+          if (retainMs > 0) multi.zremrangebyscore(key, '-inf', `(${now() - retainMs}`);
+          await multi.exec();
+        }),
+      range: (name, from, to) =>
+        run('series_range', async () => {
+          const members = await client.zrangebyscore(seriesKey(name), from, to);
+          return members.map((m): [number, number] => {
+            const at = m.indexOf(':');
+            return [Number(m.slice(0, at)), Number(m.slice(at + 1))];
+          });
+        }),
+    },
+    health: () => health('store'),
+    async close() {
+      await closeAll();
+    },
+  };
+
+  async function health(role: 'broker' | 'store'): Promise<BackendHealth> {
+    const state = CircuitState[breaker.state];
+    if (closed) return { status: 'down', output: `redis ${role} closed` };
+    if (client.status !== 'ready') {
+      return { status: 'down', output: `redis ${role}: connection ${client.status}`, details: { breaker: state } };
+    }
+    try {
+      const started = performance.now();
+      await run('ping', () => client.ping());
+      const ms = performance.now() - started;
+      const status = breaker.state === CircuitState.Closed ? (ms > commandTimeoutMs / 2 ? 'warning' : 'healthy') : 'degraded';
+      return {
+        status,
+        output: `redis ${role} ${status === 'healthy' ? 'answers' : 'slow or recovering'} (${ms.toFixed(1)} ms, breaker ${state})`,
+        details: { pingMs: ms, breaker: state, sharded, subscriber: subscriber.status, channels: handlers.size },
+      };
+    } catch (error) {
+      return { status: 'down', output: `redis ${role}: ${(error as Error).message}`, details: { breaker: state } };
+    }
+  }
+
+  let closing: Promise<void> | undefined;
+  function closeAll(): Promise<void> {
+    closing ??= (async () => {
+      closed = true;
+      handlers.clear();
+      setUp(false);
+      await Promise.allSettled([client.quit(), subscriber.quit()]);
+      client.disconnect();
+      subscriber.disconnect();
+    })();
+    return closing;
+  }
+
+  return { broker, store, client, close: closeAll };
+}
+
+/** The URL without its password, for logs. */
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'redis://<unparseable>';
+  }
+}
