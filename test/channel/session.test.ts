@@ -204,3 +204,24 @@ describe('error table', () => {
     expect(channelErrorStatus(new Error('x'))).toMatchObject({ code: 'INTERNAL', closeCode: 4500 });
   });
 });
+
+describe('fan-out with the WASM batch AEAD', () => {
+  test('sealMany through the real WASM sealBatch opens on noble sessions', async () => {
+    const { backendMixes } = await import('./backends.ts');
+    const wasm = backendMixes()[0].chachaPoly as BatchAead;
+    const mk = (i: number) => {
+      const k1 = new Uint8Array(32).fill(i);
+      const k2 = new Uint8Array(32).fill(i + 100);
+      const common = { handshakeHash: new Uint8Array(32), protocolName: 'test', rekeyMessages: 4 };
+      return {
+        a: new Session({ ...common, aead: wasm, sendKey: k1, receiveKey: k2, initiator: true }),
+        b: new Session({ ...common, aead: noble.chachaPoly, sendKey: k2, receiveKey: k1, initiator: false }),
+      };
+    };
+    const pairs = Array.from({ length: 20 }, (_, i) => mk(i + 1));
+    for (let round = 0; round < 6; round++) {
+      const frames = sealMany(wasm, pairs.map(({ a }) => ({ session: a, type: 0x40, plaintext: text(`round ${round}`) })));
+      frames.forEach((f, i) => expect(str(pairs[i].b.open(f).plaintext)).toBe(`round ${round}`));
+    }
+  });
+});
