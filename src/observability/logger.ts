@@ -70,12 +70,23 @@ export interface Logging {
   audit(event: AuditEvent): void;
   /** Subscribes to audit events (threat detection, the audit chain). */
   onAudit(listener: (event: AuditEvent) => void): () => void;
+  /**
+   * Hands `audit.log` to another writer (the hash-chained audit log). Only with
+   * `externalAudit: true`; events audited before the call are queued and handed over first.
+   * The writer receives events already redacted.
+   */
+  useAuditWriter(writer: AuditWriter): void;
   /** Writes buffered lines and waits for pending compressions; call before exit. */
   flush(): Promise<void>;
   /** State of the file streams, for the logging health check (reopens a removed live file). */
   streams(): StreamState[];
   /** Paths of the files written, by stream. */
   files: { combined?: string; error?: string; audit?: string };
+}
+
+/** A writer that owns `audit.log` instead of pino (see `LoggingOptions.externalAudit`). */
+export interface AuditWriter {
+  append(event: AuditEvent): unknown;
 }
 
 /** One file stream's state. */
@@ -97,6 +108,11 @@ export interface LoggingOptions {
   base?: Record<string, unknown>;
   /** Clock for rotation (tests). */
   now?: () => Date;
+  /**
+   * `audit.log` is written by another writer handed over with `useAuditWriter` (the hash chain
+   * covers every byte of its lines, so pino must not write that file). Until then events queue.
+   */
+  externalAudit?: boolean;
 }
 
 /**
@@ -138,7 +154,8 @@ export function createLogging(options: LoggingOptions): Logging {
     const combined = open('combined', 100);
     // Error lines are written at once so the line before a crash is on disk.
     const errors = open('error', 0);
-    auditDestination = open('audit', 100);
+    if (!options.externalAudit) auditDestination = open('audit', 100);
+    else files.audit = join(log.dir, 'audit.log');
     streams.push({ level: 'trace', stream: combined }, { level: 'error', stream: errors });
   }
   const consoleOut = options.consoleStream ?? pino.destination({ dest: 1, sync: false });
@@ -170,6 +187,24 @@ export function createLogging(options: LoggingOptions): Logging {
     ? pino({ ...pinoOptions, level: 'info', base: { stream: 'audit', ...base } }, auditDestination)
     : undefined;
   const listeners = new Set<(event: AuditEvent) => void>();
+  // External audit writer: events are redacted by the same rules (a pino instance that
+  // serialises into a variable), queued until the writer arrives (bounded; overflow is counted).
+  let auditWriter: AuditWriter | undefined;
+  const pendingAudit: AuditEvent[] = [];
+  let droppedAudit = 0;
+  let redacted = '';
+  const redactor = options.externalAudit
+    ? pino({ redact: pinoOptions.redact, base: undefined, timestamp: false, level: 'info' }, {
+        write: (line: string) => {
+          redacted = line;
+        },
+      })
+    : undefined;
+  const toWriter = (event: AuditEvent) => {
+    redactor!.info(event);
+    const { level: _level, ...clean } = JSON.parse(redacted) as AuditEvent & { level?: unknown };
+    return clean as AuditEvent;
+  };
 
   return {
     logger,
@@ -179,6 +214,12 @@ export function createLogging(options: LoggingOptions): Logging {
     },
     audit(event) {
       auditLogger?.info({ component: 'security', ...event }, event.event);
+      if (options.externalAudit) {
+        const clean = toWriter({ component: 'security', ...event });
+        if (auditWriter) auditWriter.append(clean);
+        else if (pendingAudit.length < 10_000) pendingAudit.push(clean);
+        else droppedAudit += 1;
+      }
       logger.info({ ...event, component: 'security', audit: true }, event.event);
       for (const listener of listeners) {
         try {
@@ -191,6 +232,16 @@ export function createLogging(options: LoggingOptions): Logging {
     onAudit(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
+    },
+    useAuditWriter(writer) {
+      if (!options.externalAudit) throw new Error('useAuditWriter needs createLogging({ externalAudit: true })');
+      auditWriter = writer;
+      for (const event of pendingAudit.splice(0)) writer.append(event);
+      if (droppedAudit > 0) {
+        writer.append({ event: 'audit.dropped', component: 'security', count: droppedAudit });
+        logger.error({ count: droppedAudit }, 'audit events dropped before the audit writer started');
+        droppedAudit = 0;
+      }
     },
     streams() {
       return rotating.map(({ stream, file }) => {

@@ -88,6 +88,26 @@ describe('createLogging streams', () => {
     for (const secret of secrets) expect(all).not.toContain(secret);
   });
 
+  test('externalAudit: audit.log is left to the writer handed over, which gets every event redacted and in order', async () => {
+    const dir = tempDir();
+    const config = configWith(dir);
+    const logging = createLogging({ log: config.log, env: config.env, externalAudit: true });
+    logging.audit({ event: 'keys.generated', fingerprint: 'f1' });
+    logging.audit({ event: 'auth.failed', token: 'queued-SECRET-1' });
+    const received: Record<string, unknown>[] = [];
+    logging.useAuditWriter({ append: (event) => received.push(event) });
+    logging.audit({ event: 'admin.ban', source: '192.0.2.1', headers: { authorization: 'Bearer live-SECRET-2' } });
+    await logging.flush();
+    expect(received.map((e) => e.event)).toEqual(['keys.generated', 'auth.failed', 'admin.ban']);
+    expect(received[1]).toEqual({ event: 'auth.failed', component: 'security', token: '[redacted]' });
+    expect(received[2]).toMatchObject({ source: '192.0.2.1', headers: { authorization: '[redacted]' } });
+    // pino never opened audit.log; the combined copies are still there.
+    expect(readdirSync(dir).sort()).toEqual(['combined.log', 'error.log']);
+    expect(logging.files.audit).toBe(join(dir, 'audit.log'));
+    expect(linesOf(logging.files.combined!).filter((l) => l.audit === true).length).toBe(3);
+    expect(everything(dir)).not.toContain('SECRET');
+  });
+
   test('time() logs a duration field and observes the histogram under the op label', async () => {
     const dir = tempDir();
     const config = configWith(dir);
