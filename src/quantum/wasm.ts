@@ -34,7 +34,7 @@ export function qkdWasm(): QkdExports {
   } catch {
     throw new Error(`QKD WASM module missing at ${qkdWasmPath}: run \`bun run build:wasm\``);
   }
-  const module = new WebAssembly.Module(bytes);
+  const module = new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>);
   instance = new WebAssembly.Instance(module, {
     env: {
       abort() {
