@@ -126,6 +126,17 @@ export function createNobleKem(): Kem {
   };
 }
 
+/**
+ * ML-KEM.Encaps_internal (FIPS 203 §6.2) with a caller-chosen 32-byte `m`: for known-answer
+ * tests only — real encapsulation must draw `m` from a CSPRNG (`Kem.encapsulate`).
+ */
+export function nobleEncapsulateDerandomized(publicKey: Uint8Array, m: Uint8Array): { ciphertext: Uint8Array; sharedSecret: Uint8Array } {
+  abytes(publicKey, 1184, 'publicKey');
+  abytes(m, 32, 'm');
+  const { cipherText, sharedSecret } = ml_kem768.encapsulate(publicKey, m);
+  return { ciphertext: cipherText, sharedSecret };
+}
+
 export interface NobleSignerOptions {
   /** Sign with rnd = 0 (FIPS 204 deterministic variant) instead of hedged. Default false. */
   deterministic?: boolean;
