@@ -158,8 +158,9 @@ export function createLogging(options: LoggingOptions): Logging {
     else files.audit = join(log.dir, 'audit.log');
     streams.push({ level: 'trace', stream: combined }, { level: 'error', stream: errors });
   }
-  const consoleOut = options.consoleStream ?? pino.destination({ dest: 1, sync: false });
+  let consoleOut: DestinationStream | undefined;
   if (log.console && log.level !== 'silent') {
+    consoleOut = options.consoleStream ?? pino.destination({ dest: 1, sync: false });
     const pretty = log.pretty && env === 'development' ? loadPretty(consoleOut) : undefined;
     streams.push({ level: 'trace', stream: pretty ?? consoleOut });
   }
@@ -252,7 +253,7 @@ export function createLogging(options: LoggingOptions): Logging {
     async flush() {
       for (const { file } of rotating) file.flushSync();
       try {
-        (consoleOut as { flushSync?: () => void }).flushSync?.();
+        (consoleOut as { flushSync?: () => void } | undefined)?.flushSync?.();
       } catch {
         // Not yet open (sonic-boom opens asynchronously); nothing buffered to lose.
       }

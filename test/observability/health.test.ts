@@ -69,11 +69,17 @@ describe('health in a running server', () => {
     for (const checks of byComponent.values()) {
       for (const check of checks) {
         expect(['pass', 'warn', 'fail']).toContain(check.status);
-        expect(check.observedValue).toBeDefined();
-        expect(typeof check.observedUnit).toBe('string');
+        expect(['healthy', 'warning', 'degraded', 'critical', 'down']).toContain(check.severity);
         expect(Number.isNaN(Date.parse(check.time))).toBe(false);
         if (check.status !== 'pass') expect(check.action).toBeTruthy();
       }
+    }
+    // The default checks (this component's) always carry an observed value and unit.
+    for (const key of ['logging:log-streams', 'error-handler:error-rate', 'network:connections', 'consensus:cluster']) {
+      const [check] = body.checks[key];
+      expect(check.observedValue).toBeDefined();
+      expect(typeof check.observedUnit).toBe('string');
+      expect(check.output).toBeTruthy();
     }
     expect(body.checks['consensus:cluster'][0]).toMatchObject({ observedValue: 0, observedUnit: 'peers' });
     expect(body.checks['network:connections'][0]).toMatchObject({ observedValue: 0, observedUnit: 'connections (limit 5000)' });
