@@ -212,14 +212,30 @@ export function createRelay(options: RelayOptions): Relay {
       if (session.out.length > maxQueuedEvents || session.outBytes > maxQueuedBytes) slowConsumer(session);
       return;
     }
-    if (!session.conn.deliver(events)) session.blocked = true;
+    deliverNow(session, events);
+  }
+
+  /** Calls the transport; a transport that throws loses its connection, not the fan-out. */
+  function deliverNow(session: SessionState, events: RelayEvent[]) {
+    try {
+      if (!session.conn.deliver(events)) session.blocked = true;
+    } catch (error) {
+      logger?.warn({ err: (error as Error).message, conn: session.id }, 'deliver threw; detaching connection');
+      const { conn } = session;
+      void detach(session);
+      try {
+        conn.close(1011, 'delivery failed');
+      } catch {
+        // already gone
+      }
+    }
   }
 
   function flush(session: SessionState) {
     while (!session.closed && !session.blocked && session.out.length > 0) {
       const chunk = session.out.splice(0, 256);
       for (const event of chunk) session.outBytes -= eventBytes(event);
-      if (!session.conn.deliver(chunk)) session.blocked = true;
+      deliverNow(session, chunk);
     }
     if (!session.blocked && session.dm.drained) {
       const resume = session.dm.drained;

@@ -395,6 +395,22 @@ export function relaySuite(factory: BackendFactory) {
       expect(a.closed).toBeUndefined();
     });
 
+    test('a transport whose deliver throws loses its connection, not the fan-out', async () => {
+      const { relay } = await tracker.relay(await factory.cluster());
+      const good = attachClient(relay);
+      const broken = attachClient(relay);
+      const pub = attachClient(relay);
+      await broken.ok({ cmd: 'subscribe', topic: 'public:t' });
+      await good.ok({ cmd: 'subscribe', topic: 'public:t' });
+      broken.events.push = () => {
+        throw new Error('socket gone');
+      };
+      await pub.ok({ cmd: 'publish', topic: 'public:t', data: b64('x') });
+      await good.waitFor(() => good.publications().length === 1, 'publication');
+      expect(broken.closed).toEqual({ code: 1011, reason: 'delivery failed' });
+      expect(relay.session(broken.session.id)).toBeUndefined();
+    });
+
     test('slow consumer: closed with 4008 past the bound; its direct messages stay stored', async () => {
       const cluster = await factory.cluster();
       const { relay } = await tracker.relay(cluster, { maxQueuedEvents: 20 });

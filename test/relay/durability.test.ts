@@ -1,0 +1,139 @@
+/**
+ * Durability: direct messages to an offline identity survive a restart of the relay and its
+ * store — SQLite (close and reopen the file) and Redis (relay restart, and a crash of
+ * `redis-server` itself with AOF `appendfsync always`) — and are delivered once acked, in order.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { configSchema } from '../../src/config/index.ts';
+import { createRelay, createRelayBackends, type Relay, type RelayBackends } from '../../src/relay/index.ts';
+import { type RedisServer, startRedis } from '../helpers/redis.ts';
+import { attachClient, b64, identity, unb64 } from './harness.ts';
+
+type Config = ReturnType<typeof configSchema.parse>;
+const open: Array<{ relay: Relay; backends: RelayBackends }> = [];
+
+async function startNode(config: Config, nodeId = 'node-a') {
+  const backends = await createRelayBackends(config);
+  const relay = createRelay({ config, broker: backends.broker, store: backends.store, nodeId });
+  const node = { relay, backends };
+  open.push(node);
+  return node;
+}
+async function stopNode(node: { relay: Relay; backends: RelayBackends }) {
+  open.splice(open.indexOf(node), 1);
+  await node.relay.close();
+  await node.backends.close();
+}
+afterEach(async () => {
+  for (const node of open.splice(0)) {
+    await node.relay.close();
+    await node.backends.close();
+  }
+});
+
+/** Sends `n` direct messages from a fresh sender on `node` to `to`; returns their ids. */
+async function sendAll(relay: Relay, to: string, texts: string[]) {
+  const sender = attachClient(relay);
+  const ids: number[] = [];
+  for (const text of texts) ids.push((await sender.ok({ cmd: 'send', to, data: b64(text) })).id);
+  return { sender, ids };
+}
+
+async function receive(relay: Relay, who: string, expected: number) {
+  const client = attachClient(relay, who);
+  await client.waitFor(() => client.messages().length >= expected, `${expected} messages`);
+  await Bun.sleep(50); // nothing more arrives
+  return client;
+}
+
+describe('durability [sqlite]', () => {
+  test('a direct message to an offline identity survives restarts; delivered once acked, in order', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'ssc-relay-dur-'));
+    const config = configSchema.parse({ server: { dataDir }, broker: { type: 'memory' } });
+    const to = identity();
+
+    let node = await startNode(config);
+    const { ids } = await sendAll(node.relay, to, ['one', 'two', 'three', 'four']);
+    // A topic's history and epoch survive too.
+    const pub = attachClient(node.relay);
+    const first = await pub.ok({ cmd: 'publish', topic: 'public:log', data: b64('kept') });
+    await stopNode(node);
+
+    node = await startNode(config);
+    let r = await receive(node.relay, to, 4);
+    expect(r.messages().map((m) => unb64(m.data))).toEqual(['one', 'two', 'three', 'four']);
+    expect(r.messages().map((m) => m.id)).toEqual(ids);
+    await r.ok({ cmd: 'ack', ids: ids.slice(0, 2) });
+    const history = await r.ok({ cmd: 'history', topic: 'public:log' });
+    expect(history).toMatchObject({ epoch: first.epoch, offset: 1 });
+    await stopNode(node);
+
+    node = await startNode(config);
+    r = await receive(node.relay, to, 2);
+    expect(r.messages().map((m) => unb64(m.data))).toEqual(['three', 'four']);
+    await r.ok({ cmd: 'ack', ids: r.messages().map((m) => m.id) });
+    // New ids keep increasing after a restart.
+    const { ids: later } = await sendAll(node.relay, identity(), ['x']);
+    expect(later[0]).toBeGreaterThan(ids[3]);
+    await stopNode(node);
+
+    node = await startNode(config);
+    r = attachClient(node.relay, to);
+    await r.ok({ cmd: 'ping' });
+    await Bun.sleep(50);
+    expect(r.messages()).toHaveLength(0);
+    expect((await node.backends.store.health()).details).toMatchObject({ journalMode: 'wal' });
+  });
+});
+
+describe('durability [redis]', () => {
+  let redis: RedisServer;
+  beforeAll(async () => {
+    redis = await startRedis({ appendOnly: true });
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+  const redisConfig = (keyPrefix: string) =>
+    configSchema.parse({ broker: { type: 'redis', redis: { url: redis.url, keyPrefix, commandTimeoutMs: 2_000 } } });
+
+  test('survives a restart of the receiving relay', async () => {
+    const config = redisConfig('dur1:');
+    const to = identity();
+    const sendingNode = await startNode(config, 'node-a');
+    let receiving = await startNode(config, 'node-b');
+    const online = attachClient(receiving.relay, to);
+    const { ids } = await sendAll(sendingNode.relay, to, ['a1', 'a2']);
+    await online.waitFor(() => online.messages().length === 2, 'live delivery');
+    // Delivered but never acked: the receiving node restarts.
+    await stopNode(receiving);
+    await sendAll(sendingNode.relay, to, ['a3']);
+    receiving = await startNode(config, 'node-b');
+    const r = await receive(receiving.relay, to, 3);
+    expect(r.messages().map((m) => unb64(m.data))).toEqual(['a1', 'a2', 'a3']);
+    expect(r.messages().slice(0, 2).map((m) => m.id)).toEqual(ids);
+    await r.ok({ cmd: 'ack', ids: r.messages().map((m) => m.id) });
+    await stopNode(receiving);
+    receiving = await startNode(config, 'node-b');
+    const again = attachClient(receiving.relay, to);
+    await again.ok({ cmd: 'ping' });
+    await Bun.sleep(50);
+    expect(again.messages()).toHaveLength(0);
+  });
+
+  test('survives a crash of redis-server (AOF, appendfsync always)', async () => {
+    const config = redisConfig('dur2:');
+    const to = identity();
+    let node = await startNode(config);
+    await sendAll(node.relay, to, ['c1', 'c2', 'c3']);
+    await stopNode(node);
+    await redis.stop('SIGKILL');
+    await redis.restart();
+    node = await startNode(config);
+    const r = await receive(node.relay, to, 3);
+    expect(r.messages().map((m) => unb64(m.data))).toEqual(['c1', 'c2', 'c3']);
+  });
+});

@@ -1,0 +1,129 @@
+/**
+ * Three relays in one process on one real `redis-server` (different node ids): clients on
+ * different nodes exchange topic and direct messages; presence, history and peers are global.
+ * And the Redis backend through an outage: errors with codes, metrics, breaker, recovery.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test';
+import { configSchema } from '../../src/config/index.ts';
+import { createMetrics } from '../../src/observability/metrics.ts';
+import { createRedisBackends, createRelay, type Relay } from '../../src/relay/index.ts';
+import { type RedisServer, startRedis } from '../helpers/redis.ts';
+import { attachClient, b64, createTracker, redisFactory, unb64 } from './harness.ts';
+
+let redis: RedisServer;
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await redis?.stop();
+});
+
+describe('three relays on one Redis', () => {
+  const tracker = createTracker();
+  afterEach(() => tracker.closeAll());
+
+  test('topic and direct messages cross nodes; presence, history and peers are global', async () => {
+    const cluster = await redisFactory(() => redis.url).cluster();
+    const nodes: Relay[] = [];
+    for (const nodeId of ['n1', 'n2', 'n3']) nodes.push((await tracker.relay(cluster, { nodeId })).relay);
+    const clients = nodes.map((relay) => attachClient(relay));
+    for (const c of clients) await c.ok({ cmd: 'subscribe', topic: 'public:mesh' });
+    // Each client publishes 10, pipelined; everyone gets all 30, each publisher's in order.
+    await Promise.all(
+      clients.flatMap((c, n) =>
+        Array.from({ length: 10 }, (_, i) => c.ok({ cmd: 'publish', topic: 'public:mesh', data: b64(`${n}:${i}`) })),
+      ),
+    );
+    for (const c of clients) {
+      await c.waitFor(() => c.publications().length === 30, '30 publications');
+      const got = c.publications().map((p) => unb64(p.data));
+      for (let n = 0; n < 3; n++) {
+        expect(got.filter((d) => d.startsWith(`${n}:`))).toEqual(Array.from({ length: 10 }, (_, i) => `${n}:${i}`));
+      }
+      // One global order: offsets 1..30 as delivered, the same on every node.
+      expect(c.publications().map((p) => p.offset)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    }
+    // Direct messages between every pair.
+    for (const from of clients) {
+      for (const to of clients) if (from !== to) await from.ok({ cmd: 'send', to: to.identity, data: b64(`${from.identity}`) });
+    }
+    for (const c of clients) {
+      await c.waitFor(() => c.messages().length === 2, 'two direct messages');
+      expect(c.messages().map((m) => m.from).sort()).toEqual(
+        clients.filter((x) => x !== c).map((x) => x.identity).sort(),
+      );
+    }
+    const presence = await clients[0].ok({ cmd: 'presence', topic: 'public:mesh' });
+    expect(presence.clients.map((c: { nodeId: string }) => c.nodeId).sort()).toEqual(['n1', 'n2', 'n3']);
+    expect(presence.identities).toEqual(clients.map((c) => c.identity).sort());
+    const history = await clients[2].ok({ cmd: 'history', topic: 'public:mesh' });
+    expect(history.publications).toHaveLength(30);
+    for (const relay of nodes) await relay.heartbeat();
+    expect((await nodes[1].peers()).map((p) => p.nodeId)).toEqual(['n1', 'n2', 'n3']);
+    // A client leaving one node disappears from presence everywhere.
+    await clients[1].session.detach();
+    const after = await clients[2].ok({ cmd: 'presence', topic: 'public:mesh' });
+    expect(after.clients.map((c: { nodeId: string }) => c.nodeId).sort()).toEqual(['n1', 'n3']);
+  });
+});
+
+describe('redis outage', () => {
+  test('commands fail with a code while Redis is down; breaker opens; live fan-out resumes after', async () => {
+    const own = await startRedis();
+    const metrics = createMetrics({ defaultMetrics: false });
+    const backends = await createRedisBackends({
+      url: own.url,
+      keyPrefix: 'out:',
+      commandTimeoutMs: 500,
+      metrics,
+      breakerThreshold: 3,
+      breakerHalfOpenMs: 300,
+    });
+    const config = configSchema.parse({});
+    const relay = createRelay({ config, broker: backends.broker, store: backends.store, nodeId: 'n1', metrics });
+    try {
+      const gauge = async (name: string) => (await metrics.registry.getSingleMetric(name)!.get()).values[0]?.value;
+      expect(backends.broker.sharded).toBe(true);
+      expect(await gauge('ssc_broker_up')).toBe(1);
+      const a = attachClient(relay);
+      const b = attachClient(relay);
+      await a.ok({ cmd: 'subscribe', topic: 'public:o' });
+      await b.ok({ cmd: 'publish', topic: 'public:o', data: b64('before') });
+      await a.waitFor(() => a.publications().length === 1, 'before');
+
+      await own.stop('SIGKILL');
+      await Bun.sleep(100);
+      const codes = new Set<string>();
+      for (let i = 0; i < 5; i++) {
+        const reply = await b.cmd({ cmd: 'publish', topic: 'public:o', data: b64('down') });
+        expect(reply.ok).toBe(false);
+        if (!reply.ok) codes.add(reply.error.code);
+      }
+      expect([...codes].every((c) => c === 'unavailable' || c === 'timeout')).toBe(true);
+      expect(await gauge('ssc_broker_up')).toBe(0);
+      expect(await gauge('ssc_circuit_breaker_state')).toBe(2);
+      expect((await backends.store.health()).status).toBe('down');
+
+      await own.restart();
+      // Reconnects with backoff; the breaker half-opens and closes on the first success.
+      const deadline = Date.now() + 15_000;
+      let reply = await b.cmd({ cmd: 'publish', topic: 'public:o', data: b64('after') });
+      while (!reply.ok && Date.now() < deadline) {
+        await Bun.sleep(200);
+        reply = await b.cmd({ cmd: 'publish', topic: 'public:o', data: b64('after') });
+      }
+      expect(reply.ok).toBe(true);
+      expect(await gauge('ssc_circuit_breaker_state')).toBe(0);
+      expect(await gauge('ssc_broker_up')).toBe(1);
+      // The subscriber connection resubscribed by itself: live delivery works again.
+      await a.waitFor(() => a.publications().some((p) => unb64(p.data) === 'after'), 'live after restart', 10_000);
+      const latency = (await metrics.registry.getSingleMetric('ssc_broker_command_duration_seconds')!.get()).values;
+      expect(latency.some((v) => v.labels.backend === 'redis' && v.labels.command === 'append')).toBe(true);
+    } finally {
+      await relay.close();
+      await backends.close();
+      metrics.close();
+      await own.stop();
+    }
+  }, 30_000);
+});
