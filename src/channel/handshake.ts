@@ -227,7 +227,6 @@ abstract class Driver implements HandshakeDriver {
 
 class Initiator extends Driver {
   readonly role = 'initiator' as const;
-  private readonly name: string;
   private readonly id: number;
   private pendingPin: string | null = null;
 
@@ -239,7 +238,6 @@ class Initiator extends Driver {
       name = toPsk2(name);
     }
     assertProtocolAllowed(name, { allowClassical: opts.allowClassical ?? false });
-    this.name = name;
     this.id = protocolId(name) as number;
     if (!opts.serverFingerprint && !opts.pinStore) throw new ChannelError('CONFIG_INVALID', 'pin the server fingerprint or give a pin store (TOFU)');
     if (opts.serverFingerprint && !isFingerprint(opts.serverFingerprint)) throw new ChannelError('CONFIG_INVALID', 'server fingerprint must be 64 lower-case hex digits');
@@ -367,7 +365,7 @@ class Responder extends Driver {
         } catch (error) {
           throw new ChannelError('PSK_UNKNOWN', `QKD key ${payload.keyId} could not be fetched`, { cause: error });
         }
-        if (!key || key.length !== 32) throw new ChannelError('PSK_UNKNOWN', `no QKD key with key_ID ${payload.keyId}`);
+        if (key?.length !== 32) throw new ChannelError('PSK_UNKNOWN', `no QKD key with key_ID ${payload.keyId}`);
         fresh.addPsk(key);
         this.peer.keyId = payload.keyId;
       } else if (payload.keyId) {

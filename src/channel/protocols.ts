@@ -11,14 +11,14 @@ export const WIRE_VERSION = 1;
 
 /** Protocol ids. Ids ≥ 0x80 are classical-only (no ML-KEM) and refused unless allowed. */
 export const PROTOCOLS: Readonly<Record<number, string>> = Object.freeze({
-  0x01: 'Noise_XXhfs_25519+MLKEM768_ChaChaPoly_SHA256',
-  0x02: 'Noise_NKhfs_25519+MLKEM768_ChaChaPoly_SHA256',
-  0x03: 'Noise_XXhfs+psk2_25519+MLKEM768_ChaChaPoly_SHA256',
-  0x04: 'Noise_NKhfs+psk2_25519+MLKEM768_ChaChaPoly_SHA256',
-  0x05: 'Noise_XXhfs_25519+MLKEM768_AESGCM_SHA256',
-  0x06: 'Noise_NKhfs_25519+MLKEM768_AESGCM_SHA256',
-  0x81: 'Noise_XX_25519_ChaChaPoly_SHA256',
-  0x82: 'Noise_NK_25519_ChaChaPoly_SHA256',
+  1: 'Noise_XXhfs_25519+MLKEM768_ChaChaPoly_SHA256',
+  2: 'Noise_NKhfs_25519+MLKEM768_ChaChaPoly_SHA256',
+  3: 'Noise_XXhfs+psk2_25519+MLKEM768_ChaChaPoly_SHA256',
+  4: 'Noise_NKhfs+psk2_25519+MLKEM768_ChaChaPoly_SHA256',
+  5: 'Noise_XXhfs_25519+MLKEM768_AESGCM_SHA256',
+  6: 'Noise_NKhfs_25519+MLKEM768_AESGCM_SHA256',
+  129: 'Noise_XX_25519_ChaChaPoly_SHA256', // 0x81
+  130: 'Noise_NK_25519_ChaChaPoly_SHA256', // 0x82
 });
 
 export const DEFAULT_PROTOCOL = PROTOCOLS[0x01];
@@ -32,7 +32,7 @@ export function protocolId(name: string): number | undefined {
 /** True when the protocol has no post-quantum key exchange. */
 export function isClassical(name: string): boolean {
   const parsed = parseProtocolName(name);
-  return !parsed || !parsed.pattern.hfs;
+  return !parsed?.pattern.hfs;
 }
 
 /** The policy check both sides run: classical-only protocols need `allowClassical`. */

@@ -96,7 +96,7 @@ describe('frame parser fuzz', () => {
 
 describe('handshake parser fuzz', () => {
   const keys = makeServer(noble);
-  const responder = () => createResponder({ crypto: noble, staticKey: keys.staticKey, identity: keys.identity, clientAuth: 'none' });
+  const responder = () => createResponder({ crypto: noble, staticKey: keys.staticKey, identity: keys.identity, clientAuth: 'none', handshakeTimeoutMs: 600_000 });
 
   test(`${RUNS} random first messages and payloads: only ChannelError`, async () => {
     await fc.assert(
@@ -109,7 +109,7 @@ describe('handshake parser fuzz', () => {
   });
 
   test(`${RUNS} mutated handshake messages (1, 2 and 3): only ChannelError, the handshake still completes`, async () => {
-    const client = createInitiator({ crypto: noble, serverFingerprint: keys.fingerprint });
+    const client = createInitiator({ crypto: noble, serverFingerprint: keys.fingerprint, handshakeTimeoutMs: 600_000 });
     const server = responder();
     const m1 = await client.writeMessage();
     // Message 1 is unauthenticated (XX): a mutation may still parse; it must never throw anything else.
