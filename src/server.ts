@@ -4,20 +4,26 @@
  */
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import type { Server } from 'bun';
-import { websocket } from 'hono/bun';
 import { createApps } from './app.ts';
 import { type Config, ConfigError } from './config/index.ts';
+import { createCrypto } from './crypto/index.ts';
+import { createNativeSigner } from './crypto/native.ts';
 import { createAlerting } from './observability/alerts/index.ts';
 import { registerDefaultChecks } from './observability/default-checks.ts';
 import { createHealth, type Health } from './observability/health.ts';
 import { createLogging, type Logging } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
+import { parseSize } from './observability/rotating-file.ts';
 import { createStatusLine } from './observability/status-line.ts';
+import { createAuditLog, createAuditVerifier } from './security/audit-log.ts';
 import { runEntropyTests } from './security/entropy.ts';
 import { banAndRateLimit, createAdminRoutes } from './security/http.ts';
 import { type BanList, createMemoryBanList, createRedisBanList, createSecurityLimits } from './security/limits.ts';
 import { loadOrCreateNodeKeys, type NodeKeys } from './security/node-keys.ts';
+import { createRelay, createRelayBackends, registerRelayHealth } from './relay/index.ts';
+import { createTransport } from './transport/index.ts';
 import { version } from './version.ts';
 
 export interface RunningServer {
@@ -50,7 +56,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
     if (path && !existsSync(path)) throw new ConfigError(`config: server.tls.${key} = ${JSON.stringify(path)}: file not found`);
   }
   const nodeId = config.nodeId || hostname();
-  const logging = createLogging({ log: config.log, env: config.env, base: { node: nodeId } });
+  // audit.log is owned by the hash-chained audit writer (src/security/audit-log.ts).
+  const logging = createLogging({ log: config.log, env: config.env, base: { node: nodeId }, externalAudit: Boolean(config.log.dir) });
   const root = logging.logger;
   const logger = root.child({ component: 'system' });
   const metrics = createMetrics({ nodeId });
@@ -61,6 +68,44 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const { keys, created } = loadOrCreateNodeKeys(config.server.dataDir);
   if (created) logging.audit({ event: 'keys.generated', fingerprint: keys.identity.fingerprint, dataDir: config.server.dataDir });
   logger.info({ fingerprint: keys.identity.fingerprint }, 'node identity loaded');
+
+  // Tamper-evident audit log: hash chain + ML-DSA-65 signed checkpoints (native signer, no context).
+  const auditSigner = createNativeSigner();
+  const auditFile = config.log.dir ? join(config.log.dir, 'audit.log') : undefined;
+  const auditLog = auditFile
+    ? createAuditLog({
+        file: auditFile,
+        sign: (message) => auditSigner.sign(message, keys.identity.seed),
+        signer: keys.identity.fingerprint,
+        checkpointEvery: config.security.auditCheckpointEvery,
+        maxBytes: parseSize(config.log.rotation.size),
+        daily: config.log.rotation.frequency === 'daily',
+        keep: config.log.rotation.keep,
+        compress: config.log.rotation.compress,
+        node: nodeId,
+        onError: (error) => logger.error({ err: error }, 'audit log write failed'),
+      })
+    : undefined;
+  if (auditLog) {
+    logging.useAuditWriter(auditLog);
+    const verifier = createAuditVerifier(auditFile!, (signature, message, signer) =>
+      signer === keys.identity.fingerprint && auditSigner.verify(signature, message, keys.identity.publicKey),
+    );
+    health.register('security-foundation', 'audit-chain', {
+      critical: false,
+      check: async () => {
+        await auditLog.flush();
+        const result = verifier.check();
+        return {
+          status: result.ok ? 'healthy' : 'critical',
+          observedValue: result.records,
+          observedUnit: 'records verified',
+          output: result.ok ? `audit chain intact (head seq ${auditLog.head.seq})` : `audit chain broken: ${result.broken}`,
+          action: 'run `ssc audit verify` on the audit files, preserve them, and investigate who wrote to the log directory',
+        };
+      },
+    });
+  }
 
   // Default checks: log streams + disk (logging), 5xx rate + breakers (error handler),
   // connections vs limit (network), single-node cluster view (consensus).
@@ -142,6 +187,72 @@ export async function startServer(config: Config): Promise<RunningServer> {
     },
   });
 
+  // Crypto protocols: one backend per primitive, known-answer self-test of every backend loaded.
+  const cryptoLog = root.child({ component: 'crypto' });
+  const crypto = await createCrypto(config.crypto, cryptoLog);
+  const selfTest = crypto.selfTest();
+  const selfTestFailures = selfTest.filter((r) => !r.ok);
+  if (selfTestFailures.length > 0) cryptoLog.error({ failed: selfTestFailures }, 'crypto self-test failed: channels refused');
+  health.register('crypto-protocols', 'self-test', {
+    critical: true,
+    check: () => ({
+      status: selfTestFailures.length === 0 ? 'healthy' : 'down',
+      observedValue: `${selfTest.length - selfTestFailures.length}/${selfTest.length}`,
+      observedUnit: 'known-answer tests passed',
+      output: selfTestFailures.length === 0 ? 'every primitive and backend passed its known-answer test' : `failed: ${selfTestFailures.map((f) => `${f.primitive}/${f.backend}`).join(', ')}`,
+      action: 'do not serve channels; reinstall the build (bun run build:wasm) and check the runtime version',
+      details: { backends: crypto.choices },
+    }),
+  });
+  health.register('quantum-core', 'wasm-aead', {
+    critical: config.crypto.aead === 'wasm',
+    check: () =>
+      crypto.chachaPoly.backend === 'wasm'
+        ? { status: 'healthy', output: `WASM AEAD loaded (${crypto.choices.wasmBuild ?? 'scalar'} build)`, details: { build: crypto.choices.wasmBuild } }
+        : {
+            status: 'degraded',
+            output: 'WASM AEAD not loaded: ChaCha20-Poly1305 runs on the pure-JS fallback',
+            action: 'run `bun run build:wasm` and restart',
+          },
+  });
+
+  // Relay: embedded (in-process broker + SQLite) or Redis, chosen in one place.
+  const relayLog = root.child({ component: 'relay' });
+  const backends = await createRelayBackends(config, { logger: relayLog, metrics });
+  registerRelayHealth(health, backends, { nodeId });
+  let transportRef: ReturnType<typeof createTransport> | undefined;
+  const relay = createRelay({
+    config,
+    broker: backends.broker,
+    store: backends.store,
+    logger: relayLog,
+    metrics,
+    nodeId,
+    batch: { begin: () => transportRef?.sealer.begin(), end: () => transportRef?.sealer.end() },
+  });
+  const transport = createTransport({
+    config,
+    crypto,
+    batchAead: crypto.chachaPoly,
+    keys: {
+      staticKey: keys.staticKey,
+      // The signer backends take the 32-byte ML-DSA seed as the secret key.
+      identity: { publicKey: keys.identity.publicKey, secretKey: keys.identity.seed },
+    },
+    relay,
+    metrics,
+    logger: root,
+    audit: logging.audit,
+    limits,
+    acceptingHandshakes: () => {
+      if (!entropy.ok) return { ok: false, reason: 'entropy health test failed' };
+      if (selfTestFailures.length > 0) return { ok: false, reason: 'crypto self-test failed' };
+      return { ok: true };
+    },
+  });
+  transportRef = transport;
+  drainHooks.push((deadline) => transport.drain(deadline));
+
   // Alerting, metric history and the dashboard (ops port); the ops URL is known once listening.
   let opsUrl = '';
   const alerting = await createAlerting({
@@ -164,6 +275,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     startedAt,
     eventLoopLagMs: () => metrics.eventLoop.currentMs(),
     publicGuards: [banAndRateLimit(limits)],
+    publicRoutes: [{ prefix: '/', app: transport.routes }],
     opsRoutes: [
       { prefix: '/api/admin', app: createAdminRoutes({ config, limits, audit: logging.audit }) },
       { prefix: '/', app: alerting.routes },
@@ -185,11 +297,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     port: config.server.port,
     tls,
     fetch: (request, server) => publicApp.fetch(request, { server }),
-    websocket: {
-      ...websocket,
-      idleTimeout: config.channel.idleTimeoutSeconds,
-      maxPayloadLength: config.channel.maxFrameBytes + 64,
-    },
+    websocket: transport.websocket,
   });
   const opsServer = Bun.serve({
     hostname: config.server.metricsHost,
@@ -237,10 +345,13 @@ export async function startServer(config: Config): Promise<RunningServer> {
       clearInterval(entropyTimer);
       banList.close();
       redis?.disconnect();
+      await relay.close();
+      await backends.close();
       await alerting.stop();
       await opsServer.stop(true);
       metrics.close();
       logger.info({ reason }, 'stopped');
+      await auditLog?.close();
       await logging.flush();
     })();
     return stopping;

@@ -14,6 +14,7 @@ import {
   mkdirSync,
   openSync,
   readdirSync,
+  readSync,
   readFileSync,
   renameSync,
   statSync,
@@ -311,4 +312,69 @@ export function verifyAuditFiles(
     result.lastSeq = record.seq;
   }
   return result;
+}
+
+/**
+ * Verifies the live audit file incrementally: each call reads only the complete lines appended
+ * since the last call and checks their chain links and checkpoint signatures. A file that
+ * shrank (rotation) is read again from its start. Cheap enough for a periodic health check.
+ */
+export function createAuditVerifier(
+  file: string,
+  verify: (signature: Uint8Array, message: Uint8Array, signer: string) => boolean,
+) {
+  let offset = 0;
+  let lastHash: string | undefined;
+  let lastSeq: number | undefined;
+  let records = 0;
+  let broken: string | undefined;
+  return {
+    check(): { ok: boolean; records: number; broken?: string } {
+      if (broken) return { ok: false, records, broken };
+      if (!existsSync(file)) return { ok: true, records };
+      const size = statSync(file).size;
+      if (size < offset) {
+        offset = 0;
+        lastHash = undefined;
+        lastSeq = undefined;
+      }
+      if (size === offset) return { ok: true, records };
+      const fd = openSync(file, 'r');
+      try {
+        const buffer = Buffer.alloc(size - offset);
+        readSync(fd, buffer, 0, buffer.length, offset);
+        const text = buffer.toString('utf8');
+        const end = text.lastIndexOf('\n');
+        if (end < 0) return { ok: true, records };
+        for (const line of text.slice(0, end).split('\n')) {
+          if (!line) continue;
+          let record: AuditRecord & { prev?: string; signature?: string; signer?: string };
+          try {
+            record = JSON.parse(line);
+          } catch {
+            broken = `unparseable record after seq ${lastSeq ?? 0}`;
+            return { ok: false, records, broken };
+          }
+          if (lastHash !== undefined && (record.prev !== lastHash || record.seq !== (lastSeq ?? 0) + 1)) {
+            broken = `chain broken at seq ${record.seq}`;
+            return { ok: false, records, broken };
+          }
+          if (
+            record.event === 'audit.checkpoint' &&
+            !verify(new Uint8Array(Buffer.from(String(record.signature ?? ''), 'base64')), checkpointMessage(record.seq, String(record.prev)), String(record.signer ?? ''))
+          ) {
+            broken = `checkpoint signature invalid at seq ${record.seq}`;
+            return { ok: false, records, broken };
+          }
+          lastHash = sha256hex(line);
+          lastSeq = record.seq;
+          records += 1;
+        }
+        offset += Buffer.byteLength(text.slice(0, end + 1), 'utf8');
+        return { ok: true, records };
+      } finally {
+        closeSync(fd);
+      }
+    },
+  };
 }
