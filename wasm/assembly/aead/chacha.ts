@@ -122,14 +122,13 @@ export function xorBlocksScalar(key: usize, nonce: usize, counter: u32, src: usi
  * computing the four blocks in parallel (SIMD build only).
  */
 export function xor4Simd(key: usize, nonce: usize, counter: u32, src: usize, dst: usize): void {
-  const k0 = v128.load32_splat(key, 0), k1 = v128.load32_splat(key, 4), k2 = v128.load32_splat(key, 8), k3 = v128.load32_splat(key, 12);
-  const k4 = v128.load32_splat(key, 16), k5 = v128.load32_splat(key, 20), k6 = v128.load32_splat(key, 24), k7 = v128.load32_splat(key, 28);
-  const ctr = i32x4.add(i32x4.splat(counter), i32x4(0, 1, 2, 3));
-  const n0 = v128.load32_splat(nonce, 0), n1 = v128.load32_splat(nonce, 4), n2 = v128.load32_splat(nonce, 8);
-  const c0 = i32x4.splat(C0), c1 = i32x4.splat(C1), c2 = i32x4.splat(C2), c3 = i32x4.splat(C3);
-  let v0 = c0, v1 = c1, v2 = c2, v3 = c3;
-  let v4 = k0, v5 = k1, v6 = k2, v7 = k3, v8 = k4, v9 = k5, v10 = k6, v11 = k7;
-  let v12 = ctr, v13 = n0, v14 = n1, v15 = n2;
+  // Only the sixteen state rows stay live through the rounds (register pressure: x86 has 16
+  // vector registers); the inputs are reloaded for the feed-forward afterwards.
+  let v0 = i32x4.splat(C0), v1 = i32x4.splat(C1), v2 = i32x4.splat(C2), v3 = i32x4.splat(C3);
+  let v4 = v128.load32_splat(key, 0), v5 = v128.load32_splat(key, 4), v6 = v128.load32_splat(key, 8), v7 = v128.load32_splat(key, 12);
+  let v8 = v128.load32_splat(key, 16), v9 = v128.load32_splat(key, 20), v10 = v128.load32_splat(key, 24), v11 = v128.load32_splat(key, 28);
+  let v12 = i32x4.add(i32x4.splat(counter), i32x4(0, 1, 2, 3));
+  let v13 = v128.load32_splat(nonce, 0), v14 = v128.load32_splat(nonce, 4), v15 = v128.load32_splat(nonce, 8);
   for (let i = 0; i < 10; i++) {
       v0 = i32x4.add(v0, v4); v12 = rot16(v128.xor(v12, v0));
       v1 = i32x4.add(v1, v5); v13 = rot16(v128.xor(v13, v1));
@@ -166,10 +165,25 @@ export function xor4Simd(key: usize, nonce: usize, counter: u32, src: usize, dst
   }
   // When src is ZERO the four "input blocks" all read the same 64 zero bytes.
   const step: usize = src == ZERO ? 0 : 64;
-  storeGroup(i32x4.add(v0, c0), i32x4.add(v1, c1), i32x4.add(v2, c2), i32x4.add(v3, c3), src, dst, 0, step);
-  storeGroup(i32x4.add(v4, k0), i32x4.add(v5, k1), i32x4.add(v6, k2), i32x4.add(v7, k3), src, dst, 16, step);
-  storeGroup(i32x4.add(v8, k4), i32x4.add(v9, k5), i32x4.add(v10, k6), i32x4.add(v11, k7), src, dst, 32, step);
-  storeGroup(i32x4.add(v12, ctr), i32x4.add(v13, n0), i32x4.add(v14, n1), i32x4.add(v15, n2), src, dst, 48, step);
+  storeGroup(
+    i32x4.add(v0, i32x4.splat(C0)), i32x4.add(v1, i32x4.splat(C1)), i32x4.add(v2, i32x4.splat(C2)), i32x4.add(v3, i32x4.splat(C3)),
+    src, dst, 0, step,
+  );
+  storeGroup(
+    i32x4.add(v4, v128.load32_splat(key, 0)), i32x4.add(v5, v128.load32_splat(key, 4)),
+    i32x4.add(v6, v128.load32_splat(key, 8)), i32x4.add(v7, v128.load32_splat(key, 12)),
+    src, dst, 16, step,
+  );
+  storeGroup(
+    i32x4.add(v8, v128.load32_splat(key, 16)), i32x4.add(v9, v128.load32_splat(key, 20)),
+    i32x4.add(v10, v128.load32_splat(key, 24)), i32x4.add(v11, v128.load32_splat(key, 28)),
+    src, dst, 32, step,
+  );
+  storeGroup(
+    i32x4.add(v12, i32x4.add(i32x4.splat(counter), i32x4(0, 1, 2, 3))), i32x4.add(v13, v128.load32_splat(nonce, 0)),
+    i32x4.add(v14, v128.load32_splat(nonce, 4)), i32x4.add(v15, v128.load32_splat(nonce, 8)),
+    src, dst, 48, step,
+  );
 }
 
 /** XORs `len` bytes of `a` with keystream `ks` into `out` (any lengths, any alignment). */
