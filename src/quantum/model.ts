@@ -112,7 +112,7 @@ export function keyRate(mu: number, p: LinkPhysics, mode: DecoyMode = 'infinite'
     if (delta >= 1) return 0;
     rate = q * (-ec + qMu * (1 - delta) * (1 - h2(eMu / (1 - delta))));
   }
-  return rate > 0 ? rate : 0;
+  return Math.max(rate, 0);
 }
 
 /** The μ in (0, muMax] that maximises the key rate, by grid search refined by golden section. */
