@@ -36,6 +36,9 @@ const open = async (options: Parameters<typeof connect>[1] = {}) => {
   return client;
 };
 
+/** DOM typings want ArrayBuffer-backed views; ours are. */
+const buf = (u: Uint8Array) => u as Uint8Array<ArrayBuffer>;
+
 const waitFor = async <T>(fn: () => T | undefined, timeoutMs = 5_000): Promise<T> => {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -60,7 +63,7 @@ async function rawChannel(options: { protocol?: string; serverFingerprint?: stri
     ws.onopen = () => resolve();
     ws.onerror = () => reject(new Error('ws error'));
   });
-  ws.send(await driver.writeMessage());
+  ws.send(buf(await driver.writeMessage()));
   const next = () => waitFor(() => inbox.shift());
   return { ws, driver, inbox, closed, next };
 }
@@ -126,21 +129,21 @@ describe('WebSocket channels', () => {
     await new Promise<void>((resolve) => {
       garbage.onopen = () => resolve();
     });
-    garbage.send(new Uint8Array([1, 2, 3, 4, 5]));
+    garbage.send(buf(new Uint8Array([1, 2, 3, 4, 5])));
     expect(await garbageClosed).toBe(4010);
 
     // A tampered frame after a good handshake.
     const { ws, driver, next, closed } = await rawChannel();
     await driver.readMessage(await next());
-    ws.send(await driver.writeMessage());
+    ws.send(buf(await driver.writeMessage()));
     const session = driver.session();
     const frame = session.seal(0x10, new TextEncoder().encode(JSON.stringify({ id: 1, cmd: 'ping' })));
-    ws.send(frame.slice());
+    ws.send(buf(frame.slice()));
     const reply = session.open(await next());
     expect(reply.type).toBe(0x10);
     const tampered = session.seal(0x10, new TextEncoder().encode(JSON.stringify({ id: 2, cmd: 'ping' })));
     tampered[tampered.length - 1] ^= 1;
-    ws.send(tampered);
+    ws.send(buf(tampered));
     expect((await closed).code).toBe(4004);
 
     // A text message on a binary protocol.
@@ -162,12 +165,12 @@ describe('WebSocket channels', () => {
   test('a replayed frame on a WebSocket closes the channel (4003)', async () => {
     const { ws, driver, next, closed } = await rawChannel();
     await driver.readMessage(await next());
-    ws.send(await driver.writeMessage());
+    ws.send(buf(await driver.writeMessage()));
     const session = driver.session();
     const frame = session.seal(0x10, new TextEncoder().encode(JSON.stringify({ id: 1, cmd: 'ping' })));
-    ws.send(frame);
+    ws.send(buf(frame));
     await next();
-    ws.send(frame);
+    ws.send(buf(frame));
     expect((await closed).code).toBe(4003);
   });
 });
@@ -175,15 +178,15 @@ describe('WebSocket channels', () => {
 describe('HTTP channels', () => {
   async function httpChannel() {
     const driver = createInitiator({ crypto, serverFingerprint: fingerprint });
-    const first = await fetch(`${server.publicUrl}/v1/channels`, { method: 'POST', body: await driver.writeMessage() });
+    const first = await fetch(`${server.publicUrl}/v1/channels`, { method: 'POST', body: buf(await driver.writeMessage()) });
     expect(first.status).toBe(200);
     const id = first.headers.get('x-channel-id')!;
     await driver.readMessage(new Uint8Array(await first.arrayBuffer()));
-    const finish = await fetch(`${server.publicUrl}/v1/channels/${id}/handshake`, { method: 'POST', body: await driver.writeMessage() });
+    const finish = await fetch(`${server.publicUrl}/v1/channels/${id}/handshake`, { method: 'POST', body: buf(await driver.writeMessage()) });
     expect(finish.status).toBe(204);
     return { id, session: driver.session() };
   }
-  const batch = (frames: Uint8Array[]) => {
+  const batch = (frames: Uint8Array[]): Uint8Array<ArrayBuffer> => {
     const out = new Uint8Array(frames.reduce((n, f) => n + 4 + f.length, 0));
     let offset = 0;
     for (const frame of frames) {
