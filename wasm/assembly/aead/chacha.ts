@@ -209,11 +209,14 @@ export function chachaXor(key: usize, nonce: usize, counter: u32, src: usize, ds
       dst += 256;
       len -= 256;
     }
-    if (len > 0) {
+    // A short tail (≤ 2 blocks) is cheaper with the scalar kernel than with a 4-way call.
+    if (len > 128) {
       xor4Simd(key, nonce, counter, ZERO, KS);
       xorBytes(src, KS, dst, len);
+      return;
     }
-  } else {
+  }
+  {
     const blocks = <u32>(len >> 6);
     if (blocks > 0) {
       xorBlocksScalar(key, nonce, counter, src, dst, blocks);
