@@ -59,7 +59,8 @@ describe('SDK in headless Chromium', () => {
     await tab.goto(`http://127.0.0.1:${page.port}/`);
     const identity = await tab.evaluate(
       async ({ url, fingerprint }) => {
-        const sdk = await import('/sdk.js');
+        const sdkPath = '/sdk.js';
+        const sdk = await import(sdkPath);
         const w = window as unknown as Record<string, unknown>;
         const got: string[] = [];
         w.got = got;
@@ -84,7 +85,8 @@ describe('SDK in headless Chromium', () => {
     // A wrong pin fails the handshake in the browser too.
     const refused = await tab.evaluate(
       async ({ url }) => {
-        const sdk = await import('/sdk.js');
+        const sdkPath = '/sdk.js';
+        const sdk = await import(sdkPath);
         try {
           await sdk.connect(url, { serverFingerprint: 'ab'.repeat(32), reconnect: false });
           return 'connected';
