@@ -1,6 +1,7 @@
 /**
- * xoshiro128** (Blackman–Vigna) seeded by splitmix32: the generator both Monte Carlo engines
- * share, so one seed gives the same run in WASM and in TypeScript.
+ * Seeded generators. The Monte Carlo engines (WASM and the TypeScript reference) share
+ * xoshiro256** seeded from `seedState256`, so one seed gives the same run in both. Protocol-side
+ * randomness (sampling, shuffles, Toeplitz seeds) uses the 32-bit xoshiro128** below.
  */
 
 /** Mixes a 32-bit counter into a well-spread word (splitmix32 finaliser). */
@@ -25,6 +26,13 @@ export function seedState(seed: number): [number, number, number, number] {
   }
   if ((out[0]! | out[1]! | out[2]! | out[3]!) === 0) out[0] = 1;
   return out as [number, number, number, number];
+}
+
+/** Eight 32-bit words (lo, hi of the four 64-bit words) of xoshiro256** state from a seed. */
+export function seedState256(seed: number): number[] {
+  const a = seedState(seed);
+  const b = seedState(seed + 0x632be5ab);
+  return [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]];
 }
 
 /** A stateful xoshiro128** generator. */

@@ -3,7 +3,7 @@
  * engine's `simulatePulses`, pulse by pulse. It is the benchmark baseline and the test reference
  * (one seed gives bit-identical counts and keys in both engines).
  */
-import { seedState } from './prng.ts';
+import { seedState256 } from './prng.ts';
 import type { SimTables } from './tables.ts';
 
 /** Raw output of one engine run. */
@@ -22,17 +22,48 @@ export interface RawRun {
 
 /** Runs `pulses` pulses one by one. `capBits` bounds the sifted signal bits kept. */
 export function simulatePulsesTs(t: SimTables, pulses: number, seed: number, capBits: number): RawRun {
-  let [s0, s1, s2, s3] = seedState(seed);
+  // xoshiro256** on 32-bit halves (JavaScript has no fast 64-bit integers): h = high, l = low.
+  const st = seedState256(seed);
+  let s0l = st[0]! | 0;
+  let s0h = st[1]! | 0;
+  let s1l = st[2]! | 0;
+  let s1h = st[3]! | 0;
+  let s2l = st[4]! | 0;
+  let s2h = st[5]! | 0;
+  let s3l = st[6]! | 0;
+  let s3h = st[7]! | 0;
+  let hiWord = 0;
+  /** Next 64-bit output: returns the low word (unsigned), leaves the high word in `hiWord`. */
   const next = (): number => {
-    const result = Math.imul(((Math.imul(s1, 5) << 7) | (Math.imul(s1, 5) >>> 25)), 9) >>> 0;
-    const u = s1 << 9;
-    s2 ^= s0;
-    s3 ^= s1;
-    s1 ^= s2;
-    s0 ^= s3;
-    s2 ^= u;
-    s3 = (s3 << 11) | (s3 >>> 21);
-    return result;
+    // result = rotl(s1 · 5, 7) · 9, with int32-only carries: carry(a + b) = msb of
+    // (a & b) | ((a | b) & ~sum) — keeps every value a small integer for the JIT.
+    let al = s1l << 2;
+    let l = (al + s1l) | 0;
+    let h = (((s1h << 2) | (s1l >>> 30)) + s1h + (((al & s1l) | ((al | s1l) & ~l)) >>> 31)) | 0;
+    const rh = (h << 7) | (l >>> 25);
+    const rl = (l << 7) | (h >>> 25);
+    al = rl << 3;
+    l = (al + rl) | 0;
+    h = (((rh << 3) | (rl >>> 29)) + rh + (((al & rl) | ((al | rl) & ~l)) >>> 31)) | 0;
+    // t = s1 << 17
+    const th = (s1h << 17) | (s1l >>> 15);
+    const tl = s1l << 17;
+    s2h ^= s0h;
+    s2l ^= s0l;
+    s3h ^= s1h;
+    s3l ^= s1l;
+    s1h ^= s2h;
+    s1l ^= s2l;
+    s0h ^= s3h;
+    s0l ^= s3l;
+    s2h ^= th;
+    s2l ^= tl;
+    // s3 = rotl(s3, 45): swap halves (32), then rotate by 13
+    const a = s3h;
+    s3h = (s3l << 13) | (a >>> 19);
+    s3l = (a << 13) | (s3l >>> 19);
+    hiWord = h >>> 0;
+    return l >>> 0;
   };
   const k = t.k;
   const tab = t.pulse;
@@ -54,21 +85,22 @@ export function simulatePulsesTs(t: SimTables, pulses: number, seed: number, cap
   let keyBits = 0;
   for (let i = 0; i < pulses; i++) {
     const r1 = next();
+    const u = hiWord;
     let e = guide[r1 >>> 24]!;
     while (e < last && r1 >= cdf[e]!) e++;
     perEntry[e]!++;
-    const u = next();
     if (u < det[e]!) {
       // A click: bases, bits, misalignment and Eve, in the WASM engine's order of draws.
       const c = cls[e]!;
       const photon = u < sig[e]!;
       const r = next();
+      const rHigh = hiWord;
       const aBasis = r & 1;
       const aBit = (r >>> 1) & 1;
       const bBasis = (r >>> 2) & 1;
       let bBit = (r >>> 4) & 1;
       if (photon) {
-        const flip = next() < eDetT ? 1 : 0;
+        const flip = rHigh < eDetT ? 1 : 0;
         if (eveT !== 0 && nph[e] !== 0 && next() < eveT) {
           const eBasis = (r >>> 3) & 1;
           const eBit = eBasis === aBasis ? aBit : (r >>> 5) & 1;

@@ -5,15 +5,14 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { RawRun } from './reference.ts';
-import { seedState } from './prng.ts';
+import { seedState256 } from './prng.ts';
 import type { SimTables } from './tables.ts';
 
 interface QkdExports {
   memory: WebAssembly.Memory;
   heapBase(): number;
-  setState(a: number, b: number, c: number, d: number): void;
-  getState(i: number): number;
-  nextU32(): number;
+  setState(a: number, b: number, c: number, d: number, e: number, f: number, g: number, h: number): void;
+  nextLo(): number;
   simulatePulses(tab: number, k: number, pulses: number, eDetT: number, eveT: number, stats: number, keyA: number, keyB: number, capBits: number): number;
   simulateSkip(tab: number, k: number, pulses: number, logNoClick: number, eDetT: number, eveT: number, stats: number, keyA: number, keyB: number, capBits: number): number;
   toeplitz(seed: number, x: number, n: number, out: number, m: number): void;
@@ -74,7 +73,8 @@ export function simulateWasm(t: SimTables, pulses: number, seed: number, capBits
   const keyA = stats + 96 + 8 * kTab;
   const keyB = keyA + 4 * words;
   new Uint32Array(w.memory.buffer, tab, table.length).set(table);
-  w.setState(...seedState(seed));
+  const st = seedState256(seed);
+  w.setState(st[0]!, st[1]!, st[2]!, st[3]!, st[4]!, st[5]!, st[6]!, st[7]!);
   const bits =
     mode === 'pulse'
       ? w.simulatePulses(tab, kTab, pulses, t.eDetThreshold, t.eveThreshold, stats, keyA, keyB, capBits)

@@ -10,7 +10,8 @@ import { simulatePulsesTs } from '../../src/quantum/reference.ts';
 import { buildTables } from '../../src/quantum/tables.ts';
 import { ensureQkdWasm } from './wasm-build.ts';
 import { createRng } from '../../src/quantum/prng.ts';
-import { simulateWasm } from '../../src/quantum/wasm.ts';
+import { qkdWasm, simulateWasm } from '../../src/quantum/wasm.ts';
+import { seedState256 } from '../../src/quantum/prng.ts';
 
 beforeAll(ensureQkdWasm);
 
@@ -71,6 +72,27 @@ describe('Monte Carlo converges to the analytic model (GYS, μ = 0.48, ν = 0.05
     expect(b.keyBits).toBe(a.keyBits);
     expect([...b.keyA]).toEqual([...a.keyA.subarray(0, b.keyA.length)]);
     expect([...b.keyB]).toEqual([...a.keyB.subarray(0, b.keyB.length)]);
+  });
+
+  test('the WASM generator is xoshiro256** (checked against a BigInt reference)', () => {
+    const st = seedState256(123);
+    const mask = (1n << 64n) - 1n;
+    const word = (i: number) => (BigInt(st[2 * i + 1]!) << 32n) | BigInt(st[2 * i]!);
+    let [a, b, c, d] = [word(0), word(1), word(2), word(3)];
+    const rotl = (x: bigint, k: bigint) => ((x << k) | (x >> (64n - k))) & mask;
+    const w = qkdWasm();
+    w.setState(st[0]!, st[1]!, st[2]!, st[3]!, st[4]!, st[5]!, st[6]!, st[7]!);
+    for (let i = 0; i < 1000; i++) {
+      const result = (rotl((b * 5n) & mask, 7n) * 9n) & mask;
+      const t = (b << 17n) & mask;
+      c ^= a;
+      d ^= b;
+      b ^= c;
+      a ^= d;
+      c ^= t;
+      d = rotl(d, 45n);
+      expect(w.nextLo() >>> 0).toBe(Number(result & 0xffffffffn));
+    }
   });
 
   test('one seed reproduces a skip-mode run exactly; another seed differs', () => {

@@ -18,47 +18,43 @@
 // per-pulse mode uses k u64 counters after the 96 bytes of stats as scratch.
 // Keys: sifted signal bits of Alice at `keyA`, of Bob at `keyB`, bit-packed little-endian.
 
-// xoshiro128** state (Blackman–Vigna); seeded from TypeScript with splitmix32.
-let s0: u32 = 1;
-let s1: u32 = 0;
-let s2: u32 = 0;
-let s3: u32 = 0;
+// xoshiro256** state (Blackman–Vigna), 4 × u64; seeded from TypeScript (splitmix32 words).
+let s0: u64 = 1;
+let s1: u64 = 0;
+let s2: u64 = 0;
+let s3: u64 = 0;
 
 /** Start of free linear memory (after static data). */
 export function heapBase(): usize {
   return __heap_base;
 }
 
-/** Sets the PRNG state (all-zero is invalid and replaced by s0 = 1). */
-export function setState(a: u32, b: u32, c: u32, d: u32): void {
-  s0 = a | b | c | d ? a : 1;
-  s1 = b;
-  s2 = c;
-  s3 = d;
-}
-
-/** Reads one word of the PRNG state (i in 0..3), so runs can be continued from TS. */
-export function getState(i: i32): u32 {
-  return i == 0 ? s0 : i == 1 ? s1 : i == 2 ? s2 : s3;
+/** Sets the PRNG state from eight 32-bit words (lo, hi of s0 … s3); all-zero becomes s0 = 1. */
+export function setState(a: u32, b: u32, c: u32, d: u32, e: u32, f: u32, g: u32, h: u32): void {
+  s0 = (<u64>b << 32) | <u64>a;
+  s1 = (<u64>d << 32) | <u64>c;
+  s2 = (<u64>f << 32) | <u64>e;
+  s3 = (<u64>h << 32) | <u64>g;
+  if ((s0 | s1 | s2 | s3) == 0) s0 = 1;
 }
 
 // @ts-ignore: decorator
 @inline
-function next(): u32 {
-  const result = rotl<u32>(s1 * 5, 7) * 9;
-  const t = s1 << 9;
+function next(): u64 {
+  const result = rotl<u64>(s1 * 5, 7) * 9;
+  const t = s1 << 17;
   s2 ^= s0;
   s3 ^= s1;
   s1 ^= s2;
   s0 ^= s3;
   s2 ^= t;
-  s3 = rotl<u32>(s3, 11);
+  s3 = rotl<u64>(s3, 45);
   return result;
 }
 
-/** Exported draw for cross-checking the generator against TypeScript. */
-export function nextU32(): u32 {
-  return next();
+/** Exported draw (low 32 bits, then high 32 bits) for cross-checking the generator against TS. */
+export function nextLo(): u32 {
+  return <u32>next();
 }
 
 // Key writers (bit-packed, flushed every 32 bits).
@@ -83,14 +79,16 @@ function bump(index: i32, by: f64): void {
 // @ts-ignore: decorator
 @inline
 function click(c: u32, n: u32, photon: bool): void {
-  const r = next();
+  // One 64-bit draw: low word gives the bases and bits, high word the misalignment flip.
+  const r64 = next();
+  const r = <u32>r64;
   const aBasis = r & 1;
   const aBit = (r >> 1) & 1;
   const bBasis = (r >> 2) & 1;
   let bBit: u32 = (r >> 4) & 1; // a random outcome unless the photon decides it
   if (photon) {
-    const flip: u32 = next() < eDetT ? 1 : 0;
-    if (eveT != 0 && n != 0 && next() < eveT) {
+    const flip: u32 = <u32>(r64 >> 32) < eDetT ? 1 : 0;
+    if (eveT != 0 && n != 0 && <u32>next() < eveT) {
       // Intercept-resend: Eve measures in a random basis and resends her result.
       const eBasis = (r >> 3) & 1;
       const eBit = eBasis == aBasis ? aBit : (r >> 5) & 1;
@@ -177,13 +175,15 @@ export function simulatePulses(
   const counts = stats + 96;
   memory.fill(counts, 0, <usize>k << 3);
   for (let i: u64 = 0; i < total; i++) {
-    const r1 = next();
+    // One 64-bit draw per pulse: low word picks the entry, high word decides the click.
+    const r64 = next();
+    const r1 = <u32>r64;
     let e = load<u32>(guide + (<usize>(r1 >> 24) << 2));
     while (e < last && r1 >= load<u32>(tab + (<usize>e << 2))) e++;
     const off = <usize>e << 2;
     const cp = counts + (<usize>e << 3);
     store<u64>(cp, load<u64>(cp) + 1);
-    const u = next();
+    const u = <u32>(r64 >> 32);
     if (u < load<u32>(det + off)) click(load<u32>(cls + off), load<u32>(nph + off), u < load<u32>(sig + off));
   }
   for (let e: u32 = 0; e < k; e++) {
@@ -220,14 +220,13 @@ export function simulateSkip(
   let pos: f64 = 0;
   while (true) {
     // 53-bit uniform in (0, 1]: the geometric tail is exact far beyond any block length.
-    const hi = <f64>(next() >> 5);
-    const lo = <f64>(next() >> 6);
-    const u = (hi * 67108864.0 + lo + 1.0) * (1.0 / 9007199254740992.0);
+    const u = (<f64>(next() >> 11) + 1.0) * (1.0 / 9007199254740992.0);
     pos += Math.floor(Math.log(u) * inv);
     if (pos >= pulses) break;
-    const e = search(tab, last, next());
+    const r64 = next();
+    const e = search(tab, last, <u32>r64);
     const off = <usize>e << 2;
-    click(load<u32>(cls + off), load<u32>(nph + off), next() < load<u32>(sig + off));
+    click(load<u32>(cls + off), load<u32>(nph + off), <u32>(r64 >> 32) < load<u32>(sig + off));
     pos += 1;
   }
   return finish();
