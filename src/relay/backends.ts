@@ -36,6 +36,8 @@ export interface RelayBackendDeps {
   sqlitePath?: string;
   /** Embedded only: `full` (default, fsync per group commit) or `normal`. */
   sqliteSynchronous?: 'full' | 'normal';
+  /** This node's id (Redis: tagged on the envelopes its scripts fan out). */
+  nodeId?: string;
 }
 
 /**
@@ -58,6 +60,7 @@ export async function createRelayBackends(
       logger,
       metrics: deps.metrics,
       now: deps.now,
+      nodeId: deps.nodeId,
     });
     return { kind: 'redis', broker: redis.broker, store: redis.store, close: redis.close };
   }

@@ -104,6 +104,13 @@ export interface RelayOptions {
   heartbeatMs?: number;
   /** Direct messages read per page when replaying a backlog (default 256). */
   backlogPage?: number;
+  /** Completes this node's heartbeat record before it is announced (the cluster room signs it). */
+  describeNode?: (info: NodeInfo) => NodeInfo;
+  /**
+   * Whether to trust what another node sent: live envelopes tagged with its id and its presence
+   * entries are dropped when this returns false (the cluster room's verdict on its heartbeat).
+   */
+  trustNode?: (nodeId: string, what: 'envelope' | 'presence') => boolean;
 }
 
 export interface Relay {
@@ -160,7 +167,7 @@ const eventBytes = (event: RelayEvent) =>
  * await session.handle(JSON.parse(plaintext));
  */
 export function createRelay(options: RelayOptions): Relay {
-  const { broker, store, metrics, nodeId, verifyGrant, batch } = options;
+  const { broker, store, metrics, nodeId, verifyGrant, batch, trustNode } = options;
   const relayConfig = options.config.relay;
   const now = options.now ?? Date.now;
   const logger = options.logger?.child({ component: 'relay' });
@@ -326,6 +333,8 @@ export function createRelay(options: RelayOptions): Relay {
   }
 
   function brokerHandler(envelope: BrokerEnvelope) {
+    // A node the cluster view does not trust: its live traffic is not delivered here.
+    if (trustNode && envelope.node && envelope.node !== nodeId && !trustNode(envelope.node, 'envelope')) return;
     try {
       if (envelope.kind === 'publication') onPublication(envelope.publication.topic, envelope.publication);
       else if (envelope.kind === 'direct') onDirect(envelope.message.to, envelope.message);
@@ -479,6 +488,7 @@ export function createRelay(options: RelayOptions): Relay {
       if (since) {
         const page = await store.readSince(topic, since.offset, {
           limit: relayConfig.historyMaxCount,
+          maxCount: historyLimits.maxCount,
           maxAgeMs: historyLimits.maxAgeMs,
           now: now(),
         });
@@ -548,7 +558,7 @@ export function createRelay(options: RelayOptions): Relay {
     );
     if (!publication.published) {
       const { published: _, ...plain } = publication;
-      await broker.publish(topicChannel(topic), { kind: 'publication', publication: plain });
+      await broker.publish(topicChannel(topic), { kind: 'publication', publication: plain, node: nodeId });
     }
     return { topic, offset: publication.offset, epoch: publication.epoch };
   }
@@ -563,7 +573,7 @@ export function createRelay(options: RelayOptions): Relay {
     if (!message.published) {
       const { published: _, ...plain } = message;
       try {
-        await broker.publish(identityChannel(cmd.to), { kind: 'direct', message: plain });
+        await broker.publish(identityChannel(cmd.to), { kind: 'direct', message: plain, node: nodeId });
       } catch (error) {
         logger?.warn({ err: (error as Error).message }, 'live fan-out of a stored direct message failed');
       }
@@ -585,7 +595,12 @@ export function createRelay(options: RelayOptions): Relay {
   async function history(session: SessionState, cmd: Extract<RelayCommand, { cmd: 'history' }>) {
     await authorize(session, cmd.topic, 'subscribe');
     const limit = Math.min(cmd.limit ?? relayConfig.historyMaxCount, relayConfig.historyMaxCount);
-    const page = await store.readSince(cmd.topic, cmd.since ?? 0, { limit, maxAgeMs: historyLimits.maxAgeMs, now: now() });
+    const page = await store.readSince(cmd.topic, cmd.since ?? 0, {
+      limit,
+      maxCount: historyLimits.maxCount,
+      maxAgeMs: historyLimits.maxAgeMs,
+      now: now(),
+    });
     return {
       topic: cmd.topic,
       epoch: page.position.epoch,
@@ -596,7 +611,9 @@ export function createRelay(options: RelayOptions): Relay {
 
   async function presence(session: SessionState, topic: string) {
     await authorize(session, topic, 'subscribe');
-    const entries = await broker.presenceList(topic);
+    const entries = (await broker.presenceList(topic)).filter(
+      (e) => !trustNode || e.nodeId === nodeId || trustNode(e.nodeId, 'presence'),
+    );
     entries.sort((a, b) => a.since - b.since || a.clientId.localeCompare(b.clientId));
     return {
       topic,
@@ -745,6 +762,16 @@ export function createRelay(options: RelayOptions): Relay {
 
   // ---- heartbeat -----------------------------------------------------------------------------
 
+  function describe(info: NodeInfo): NodeInfo {
+    if (!options.describeNode) return info;
+    try {
+      return options.describeNode(info);
+    } catch (error) {
+      logger?.warn({ err: (error as Error).message }, 'heartbeat description failed; announcing the bare record');
+      return info;
+    }
+  }
+
   async function heartbeat() {
     if (closed) return;
     const at = now();
@@ -758,7 +785,7 @@ export function createRelay(options: RelayOptions): Relay {
       }
     }
     const results = await Promise.allSettled([
-      broker.announce({ nodeId, startedAt, at, connections: sessions.size }, heartbeatMs * 3),
+      broker.announce(describe({ nodeId, startedAt, at, connections: sessions.size }), heartbeatMs * 3),
       ...[...byTopic].map(([topic, entries]) => broker.presenceJoin(topic, entries, presenceTtlMs)),
     ]);
     const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;

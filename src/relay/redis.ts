@@ -55,6 +55,8 @@ export interface RedisBackendOptions {
   breakerHalfOpenMs?: number;
   /** How long to wait for the first connection before starting degraded (ms, default 5 s). */
   connectTimeoutMs?: number;
+  /** This node's id, written into the envelopes the scripts fan out (`BrokerEnvelope.node`). */
+  nodeId?: string;
 }
 
 export interface RedisBackends {
@@ -73,20 +75,21 @@ if not epoch then
   redis.call('HSET', KEYS[2], 'epoch', epoch)
 end
 local offset = redis.call('HINCRBY', KEYS[2], 'offset', 1)
-redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], offset .. '-0', 'f', ARGV[1], 'd', ARGV[2], 't', ARGV[3])
-local head = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 16)
-local cut = nil
-for _, e in ipairs(head) do
-  if tonumber(e[2][6]) < tonumber(ARGV[5]) then cut = e[1] else break end
-end
-if cut then
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], offset .. '-0', 'f', ARGV[1], 'd', ARGV[2], 't', ARGV[3])
+-- Age: look at the oldest entry only; when it is too old, trim a batch up to the first young one.
+local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
+if oldest and tonumber(oldest[2][6]) < tonumber(ARGV[5]) then
+  local cut = nil
+  for _, e in ipairs(redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 64)) do
+    if tonumber(e[2][6]) < tonumber(ARGV[5]) then cut = e[1] else break end
+  end
   local n = tonumber(string.match(cut, '^(%d+)'))
   redis.call('XTRIM', KEYS[1], 'MINID', (n + 1) .. '-0')
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
 redis.call('PEXPIRE', KEYS[2], ARGV[10])
 if ARGV[7] ~= '' then
-  local env = cjson.encode({ kind = 'publication', publication = {
+  local env = cjson.encode({ kind = 'publication', node = ARGV[12], publication = {
     topic = ARGV[8], offset = offset, epoch = epoch, from = ARGV[1], data = ARGV[2], time = tonumber(ARGV[3]) } })
   redis.call(ARGV[11], ARGV[7], env)
 end
@@ -99,7 +102,7 @@ if n >= tonumber(ARGV[4]) then return { -1, n } end
 local id = redis.call('INCR', KEYS[2])
 redis.call('XADD', KEYS[1], id .. '-0', 'f', ARGV[1], 'd', ARGV[2], 't', ARGV[3])
 if ARGV[5] ~= '' then
-  local env = cjson.encode({ kind = 'direct', message = {
+  local env = cjson.encode({ kind = 'direct', node = ARGV[8], message = {
     id = id, to = ARGV[6], from = ARGV[1], data = ARGV[2], time = tonumber(ARGV[3]) } })
   redis.call(ARGV[7], ARGV[5], env)
 end
@@ -154,6 +157,7 @@ export async function createRedisBackends(options: RedisBackendOptions): Promise
     breakerThreshold = 5,
     breakerHalfOpenMs = 5_000,
     connectTimeoutMs = 5_000,
+    nodeId,
   } = options;
 
   const retryStrategy = (times: number) => Math.min(2 ** Math.min(times, 10) * 50, 5_000) + Math.floor(Math.random() * 100);
@@ -374,24 +378,26 @@ export async function createRedisBackends(options: RedisBackendOptions): Promise
           randomBytes(6).toString('hex'),
           Math.max(metaTtlMs, limits.maxAgeMs * 2),
           publishCommand,
+          nodeId ?? '',
         );
         return { topic, offset: Number(offset), epoch, from: entry.from, data: entry.data, time: entry.time, published: true };
       });
     },
-    readSince(topic, since, { limit, maxAgeMs, now: at }) {
+    readSince(topic, since, { limit, maxCount, maxAgeMs, now: at }) {
       const [stream] = histKeys(topic);
       return run('read_since', async () => {
-        const [pos, entries] = await Promise.all([
-          position(topic),
-          client.xrange(stream, `(${since}-0`, '+', 'COUNT', limit),
-        ]);
+        const pos = await position(topic);
+        // MAXLEN ~ trims whole nodes, so a few extra may linger: the count bound is applied here.
+        const start = Math.max(since, pos.offset - maxCount);
+        const entries = await client.xrange(stream, `(${start}-0`, '+', 'COUNT', limit);
         const cutoff = at - maxAgeMs;
         const publications: Publication[] = [];
         for (const [id, fields] of entries) {
+          const offset = idNumber(id);
           const f = entryFields(fields);
           const time = Number(f.t);
           if (time < cutoff) continue;
-          publications.push({ topic, offset: idNumber(id), epoch: pos.epoch, from: f.f, data: f.d, time });
+          publications.push({ topic, offset, epoch: pos.epoch, from: f.f, data: f.d, time });
         }
         return { position: pos, publications };
       });
@@ -409,6 +415,7 @@ export async function createRedisBackends(options: RedisBackendOptions): Promise
           channelKey(identityChannel(to)),
           to,
           publishCommand,
+          nodeId ?? '',
         );
         if (id < 0) throw new RelayError('queue_full', `queue of ${to} holds ${count} pending messages`);
         return { id: Number(id), to, from: entry.from, data: entry.data, time: entry.time, published: true };

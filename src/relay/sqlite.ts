@@ -197,10 +197,10 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
         return { topic, offset, epoch: row.epoch, from: entry.from, data: entry.data, time: entry.time };
       });
     },
-    readSince(topic, since, { limit, maxAgeMs, now: at }) {
+    readSince(topic, since, { limit, maxCount, maxAgeMs, now: at }) {
       return guard(() => {
         const row = topicRow(topic);
-        const rows = q.historySince.all(topic, since, at - maxAgeMs, limit);
+        const rows = q.historySince.all(topic, Math.max(since, row.last_offset - maxCount), at - maxAgeMs, limit);
         const publications: Publication[] = rows.map((r) => ({
           topic,
           offset: r.offset,

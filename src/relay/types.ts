@@ -127,8 +127,15 @@ export interface Store {
   readonly backend: 'sqlite' | 'redis' | 'memory';
   /** Appends to a topic's history (assigning the next offset), trimming by count and age. */
   append(topic: string, entry: { from: string; data: string; time: number }, limits: HistoryLimits): Promise<AppendResult>;
-  /** Publications after `since` (exclusive), oldest first, at most `limit`, none older than `maxAgeMs`. */
-  readSince(topic: string, since: number, options: { limit: number; maxAgeMs: number; now: number }): Promise<HistoryPage>;
+  /**
+   * Publications after `since` (exclusive), oldest first, at most `limit`, none older than
+   * `maxAgeMs` and none outside the newest `maxCount` (backends may trim lazily).
+   */
+  readSince(
+    topic: string,
+    since: number,
+    options: { limit: number; maxCount: number; maxAgeMs: number; now: number },
+  ): Promise<HistoryPage>;
   /** Current epoch and newest offset of a topic (creating the epoch when the topic is new). */
   position(topic: string): Promise<StreamPosition>;
 
@@ -160,10 +167,14 @@ export interface Store {
 // ---------------------------------------------------------------------------------------------
 // Broker
 
-/** What travels between nodes. Memory passes the object; Redis sends it as JSON. */
+/**
+ * What travels between nodes. Memory passes the object; Redis sends it as JSON. `node` names the
+ * node that accepted the command (absent from older senders); a receiving relay drops live
+ * envelopes from a node its cluster view does not trust (docs/RELIABILITY.md).
+ */
 export type BrokerEnvelope =
-  | { kind: 'publication'; publication: Publication }
-  | { kind: 'direct'; message: DirectMessage };
+  | { kind: 'publication'; publication: Publication; node?: string }
+  | { kind: 'direct'; message: DirectMessage; node?: string };
 
 /** One connection's presence on a topic. */
 export interface PresenceEntry {
