@@ -155,6 +155,24 @@ export const brokerSchema = z
   })
   .strict();
 
+export const clusterSchema = z
+  .object({
+    /** Seconds between this node's signed heartbeats (and peer verification); peers expire after 3. */
+    heartbeatSeconds: positiveInt.default(5),
+    /**
+     * How peers' ML-DSA-65 heartbeat keys are trusted: `configured` accepts only `trustedKeys`;
+     * `tofu` pins each node id to the first key it presents (pins under `server.dataDir`).
+     */
+    trust: z.enum(['configured', 'tofu']).default('tofu'),
+    /** Node keys: fingerprint (SHA-256 hex of the public key) → base64 ML-DSA-65 public key. */
+    trustedKeys: z
+      .record(z.string().regex(/^[0-9a-f]{64}$/, 'a 64-hex fingerprint'), z.string().min(1))
+      .default({}),
+    /** Address peers and the dashboard show for this node (default: the public URL). */
+    advertiseAddress: z.string().default(''),
+  })
+  .strict();
+
 export const qkdLinkSchema = z
   .object({
     masterSae: z.string().min(1),
@@ -213,9 +231,11 @@ export const securitySchema = z
         handshakesPerIp: positiveInt.default(60),
         /** Frames per connection per window. */
         framesPerConnection: positiveInt.default(5_000),
+        /** Frames per client identity per window, across all of its connections on this node. */
+        framesPerIdentity: positiveInt.default(20_000),
         windowSeconds: positiveInt.default(60),
       })
-      .default({ httpPerIp: 600, handshakesPerIp: 60, framesPerConnection: 5_000, windowSeconds: 60 }),
+      .default({ httpPerIp: 600, handshakesPerIp: 60, framesPerConnection: 5_000, framesPerIdentity: 20_000, windowSeconds: 60 }),
     bans: z
       .object({
         /** Suspicious events from one source within the window that trigger a ban. */
@@ -280,6 +300,7 @@ export const configSchema = z
     channel: channelSchema.default(channelSchema.parse({})),
     relay: relaySchema.default(relaySchema.parse({})),
     broker: brokerSchema.default(brokerSchema.parse({})),
+    cluster: clusterSchema.default(clusterSchema.parse({})),
     qkd: qkdSchema.default(qkdSchema.parse({})),
     security: securitySchema.default(securitySchema.parse({})),
     alerts: alertsSchema.default(alertsSchema.parse({})),

@@ -47,6 +47,8 @@ export interface ConnectionDeps {
   batchAead: BatchAead;
   /** Frames per connection per window (config security.rateLimit). */
   framesPerWindow: number;
+  /** Counts a frame against the sender's identity; false when the identity is over its limit. */
+  identityFrame(identity: string): boolean;
   windowMs: number;
   /** Identity for clients that prove none: derived from their Noise static key when they have one. */
   anonymousIdentity(staticKey: Uint8Array | undefined, connectionId: string): string;
@@ -260,13 +262,13 @@ export class ChannelConnection {
       this.windowStart = now;
       this.framesInWindow = 0;
     }
-    if (++this.framesInWindow > this.deps.framesPerWindow) {
-      this.deps.metrics.rateLimited.inc({ scope: 'frame' });
-      if (this.framesInWindow === this.deps.framesPerWindow + 1) {
-        this.deps.audit({ event: 'rate_limit.hit', scope: 'frame', connection: this.id, source: this.source });
-        await this.deps.limits.suspicious(this.source, 'rate_limit.frame');
-      }
-      this.close(4029, 'frame rate limit');
+    const overConnection = ++this.framesInWindow > this.deps.framesPerWindow;
+    if (overConnection || !this.deps.identityFrame(this.identity!)) {
+      const scope = overConnection ? 'frame' : 'identity';
+      this.deps.metrics.rateLimited.inc({ scope });
+      this.deps.audit({ event: 'rate_limit.hit', scope, connection: this.id, identity: this.identity, source: this.source });
+      await this.deps.limits.suspicious(this.source, `rate_limit.${scope}`);
+      this.close(4029, 'RATE_LIMITED');
       return;
     }
     this.deps.metrics.messageBytes.inc({ direction: 'in' }, bytes.length);

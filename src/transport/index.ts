@@ -70,6 +70,9 @@ export function createTransport(options: TransportOptions) {
   const connections = new Map<string, ChannelConnection>();
   const sealer = new FanoutSealer(options.batchAead, metrics);
   const policy = responderPolicyFromConfig(config.channel);
+  // Per-identity frame windows (this node); expired windows are swept with the HTTP channels.
+  const identityWindows = new Map<string, { start: number; count: number }>();
+  const windowMs = config.security.rateLimit.windowSeconds * 1000;
   let draining = false;
 
   const deps: ConnectionDeps = {
@@ -80,7 +83,16 @@ export function createTransport(options: TransportOptions) {
     limits,
     batchAead: options.batchAead,
     framesPerWindow: config.security.rateLimit.framesPerConnection,
-    windowMs: config.security.rateLimit.windowSeconds * 1000,
+    identityFrame(identity) {
+      const now = Date.now();
+      let window = identityWindows.get(identity);
+      if (!window || now - window.start >= windowMs) {
+        window = { start: now, count: 0 };
+        identityWindows.set(identity, window);
+      }
+      return ++window.count <= config.security.rateLimit.framesPerIdentity;
+    },
+    windowMs,
     sealer,
     // A client without an ML-DSA identity is named by its Noise static key (stable while it keeps
     // the key), or per connection when the pattern has none (NK).
@@ -323,6 +335,7 @@ export function createTransport(options: TransportOptions) {
 
   // Idle HTTP channels expire.
   const sweeper = setInterval(() => {
+    for (const [identity, window] of identityWindows) if (Date.now() - window.start >= windowMs) identityWindows.delete(identity);
     const limit = Date.now() - config.channel.idleTimeoutSeconds * 1000;
     for (const channel of httpChannels.values()) {
       if (!channel.stream && channel.lastSeen < limit) channel.connection.close(4021, 'idle');
