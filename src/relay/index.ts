@@ -646,7 +646,8 @@ export function createRelay(options: RelayOptions): Relay {
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       const where = issue.path.length ? `${issue.path.join('.')}: ` : '';
-      return { id, error: new RelayError('bad_request', `${where}${issue.message}`) };
+      const code = issue.path.length === 1 && issue.path[0] === 'topic' && typeof raw.topic === 'string' ? 'bad_topic' : 'bad_request';
+      return { id, error: new RelayError(code, `${where}${issue.message}`) };
     }
     return { cmd: parsed.data, id: parsed.data.id };
   }

@@ -3,7 +3,7 @@
  * the relay core and through the Store/Broker interfaces directly.
  */
 import { afterEach, describe, expect, test } from 'bun:test';
-import { grantMessage } from '../../src/relay/index.ts';
+import { encodeEvent, grantMessage } from '../../src/relay/index.ts';
 import {
   attachClient,
   type BackendFactory,
@@ -73,6 +73,30 @@ export function relaySuite(factory: BackendFactory) {
         const offsets = offsetsOf(client);
         expect(offsets).toEqual([...offsets].sort((x, y) => x - y));
       }
+    });
+
+    test('a fan-out reaches every local subscriber inside one batch, as one shared event object', async () => {
+      const log: string[] = [];
+      const { relay } = await tracker.relay(await factory.cluster(), {
+        batch: { begin: () => log.push('begin'), end: () => log.push('end') },
+      });
+      const subscribers = Array.from({ length: 5 }, () => attachClient(relay));
+      for (const s of subscribers) await s.ok({ cmd: 'subscribe', topic: 'public:fan' });
+      for (const s of subscribers) {
+        const push = s.events.push.bind(s.events);
+        s.events.push = (...events) => {
+          if (events.some((e) => e.type === 'publication')) log.push('deliver');
+          return push(...events);
+        };
+      }
+      const pub = attachClient(relay);
+      await pub.ok({ cmd: 'publish', topic: 'public:fan', data: b64('x') });
+      await subscribers[4].waitFor(() => subscribers.every((s) => s.publications().length === 1), 'fan-out');
+      expect(log).toEqual(['begin', 'deliver', 'deliver', 'deliver', 'deliver', 'deliver', 'end']);
+      const events = subscribers.map((s) => s.publications()[0]);
+      expect(events.every((e) => e === events[0])).toBe(true);
+      expect(encodeEvent(events[0])).toBe(encodeEvent(events[1]));
+      expect(JSON.parse(new TextDecoder().decode(encodeEvent(events[0])))).toMatchObject({ type: 'publication', offset: 1 });
     });
 
     test('presence lists subscribers and follows unsubscribe and detach', async () => {
@@ -340,9 +364,11 @@ export function relaySuite(factory: BackendFactory) {
       const to = identity();
       const cases: Array<[Record<string, unknown>, string]> = [
         [{ cmd: 'subscribe' }, 'bad_request'],
-        [{ cmd: 'subscribe', topic: 'nonamespace' }, 'bad_request'],
+        [{ cmd: 'subscribe', topic: 'nonamespace' }, 'bad_topic'],
+        [{ cmd: 'subscribe', topic: 42 }, 'bad_request'],
         [{ cmd: 'subscribe', topic: 'public:x', since: { epoch: 'e', offset: -1 } }, 'bad_request'],
-        [{ cmd: 'unsubscribe', topic: 'public:{x}' }, 'bad_request'],
+        [{ cmd: 'unsubscribe', topic: 'public:{x}' }, 'bad_topic'],
+        [{ cmd: 'history', topic: `user:${'x'.repeat(300)}` }, 'bad_topic'],
         [{ cmd: 'publish', topic: 'public:x' }, 'bad_request'],
         [{ cmd: 'publish', topic: 'public:x', data: 'not base64!' }, 'bad_request'],
         [{ cmd: 'publish', topic: 'public:x', data: b64('x'), extra: 1 }, 'bad_request'],
