@@ -3,14 +3,16 @@
  * graceful drain. `startServer` is used by `ssc serve` and by tests (in-process).
  */
 import { existsSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { hostname, loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { Server } from 'bun';
 import { createApps } from './app.ts';
+import { createCluster, createClusterRoutes } from './cluster/index.ts';
 import { type Config, ConfigError } from './config/index.ts';
 import { createCrypto } from './crypto/index.ts';
 import { createNativeSigner } from './crypto/native.ts';
 import { createAlerting } from './observability/alerts/index.ts';
+import { createAdminAuth } from './observability/dashboard/auth.ts';
 import { registerDefaultChecks } from './observability/default-checks.ts';
 import { createHealth, type Health } from './observability/health.ts';
 import { createLogging, type Logging } from './observability/logger.ts';
@@ -218,8 +220,28 @@ export async function startServer(config: Config): Promise<RunningServer> {
 
   // Relay: embedded (in-process broker + SQLite) or Redis, chosen in one place.
   const relayLog = root.child({ component: 'relay' });
-  const backends = await createRelayBackends(config, { logger: relayLog, metrics });
+  const backends = await createRelayBackends(config, { logger: relayLog, metrics, nodeId });
   registerRelayHealth(health, backends, { nodeId });
+
+  // Consensus: signed heartbeats (ML-DSA-65, native signer, empty context) and peer verification.
+  // Its `cluster` check replaces the single-node placeholder and the relay's unverified peer count.
+  let advertised = config.cluster.advertiseAddress;
+  const cluster = createCluster({
+    config: config.cluster,
+    nodeId,
+    version,
+    identity: keys.identity,
+    signer: createNativeSigner(),
+    peers: () => backends.broker.peers(),
+    address: () => advertised,
+    load: () => Math.round(loadavg()[0]! * 100) / 100,
+    dataDir: config.server.dataDir,
+    logger: root,
+    audit: logging.audit,
+    metrics,
+  });
+  health.unregister('cluster-peers');
+  health.register('consensus', 'cluster', { critical: false, check: cluster.check });
   let transportRef: ReturnType<typeof createTransport> | undefined;
   const relay = createRelay({
     config,
@@ -229,6 +251,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
     metrics,
     nodeId,
     batch: { begin: () => transportRef?.sealer.begin(), end: () => transportRef?.sealer.end() },
+    heartbeatMs: config.cluster.heartbeatSeconds * 1000,
+    describeNode: cluster.describe,
+    trustNode: cluster.trusts,
   });
   const transport = createTransport({
     config,
@@ -277,8 +302,12 @@ export async function startServer(config: Config): Promise<RunningServer> {
     publicGuards: [banAndRateLimit(limits)],
     publicRoutes: [{ prefix: '/', app: transport.routes }],
     opsRoutes: [
-      { prefix: '/api/admin', app: createAdminRoutes({ config, limits, audit: logging.audit }) },
+      { prefix: '/api/admin', app: createAdminRoutes({ config, limits, audit: logging.audit, silences: alerting.silences }) },
       { prefix: '/', app: alerting.routes },
+      {
+        prefix: '/',
+        app: createClusterRoutes({ cluster, guard: createAdminAuth({ adminToken: config.security.adminToken, audit: logging.audit }).guard() }),
+      },
     ],
   });
 
@@ -311,6 +340,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
   };
 
   opsUrl = urls.ops;
+  advertised ||= urls.public;
+  cluster.start();
+  void relay.heartbeat();
   health.start(config.observability.healthIntervalSeconds);
   alerting.start();
   statusLine.start();
@@ -341,6 +373,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       await publicServer.stop(true);
       health.setLifecycle('stopped');
       health.stop();
+      cluster.stop();
       statusLine.stop();
       clearInterval(entropyTimer);
       banList.close();

@@ -81,7 +81,8 @@ describe('health in a running server', () => {
       expect(typeof check.observedUnit).toBe('string');
       expect(check.output).toBeTruthy();
     }
-    expect(body.checks['consensus:cluster'][0]).toMatchObject({ observedValue: 0, observedUnit: 'peers' });
+    // The cluster view (src/cluster) replaced the single-node placeholder: this node, verified.
+    expect(body.checks['consensus:cluster'][0]).toMatchObject({ observedValue: 1, observedUnit: 'of 1 peers verified' });
     expect(body.checks['network:connections'][0]).toMatchObject({ observedValue: 0, observedUnit: 'connections (limit 5000)' });
     expect(body.checks['logging:log-streams'][0].status).toBe('pass');
   });
