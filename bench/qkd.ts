@@ -12,7 +12,15 @@ import { runBlock, runMonteCarlo } from '../src/quantum/pipeline.ts';
 import { buildTables } from '../src/quantum/tables.ts';
 import type { BenchRow, Benchmark } from './types.ts';
 
-const physics = (distanceKm: number) => ({ distanceKm, alphaDbPerKm: 0.21, etaBob: 0.045, eDet: 0.033, y0: 1.7e-6, mu: 0.48, nu: 0.05 });
+const physics = (distanceKm: number) => ({
+  distanceKm,
+  alphaDbPerKm: 0.21,
+  etaBob: 0.045,
+  eDet: 0.033,
+  y0: 1.7e-6,
+  mu: 0.48,
+  nu: 0.05,
+});
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -20,7 +28,12 @@ function median(xs: number[]): number {
 }
 
 /** Median pulses per second over `reps` runs of `pulses` pulses. */
-function rate(engine: 'ts-pulse' | 'wasm-pulse' | 'wasm-skip', distanceKm: number, pulses: number, reps: number): number {
+function rate(
+  engine: 'ts-pulse' | 'wasm-pulse' | 'wasm-skip',
+  distanceKm: number,
+  pulses: number,
+  reps: number,
+): number {
   const params = physics(distanceKm);
   const tables = buildTables(params);
   const rates: number[] = [];
@@ -34,14 +47,16 @@ function rate(engine: 'ts-pulse' | 'wasm-pulse' | 'wasm-skip', distanceKm: numbe
 
 const bench: Benchmark = {
   name: 'qkd',
-  description: 'decoy-state BB84 Monte Carlo: TS per-pulse vs WASM per-pulse vs WASM event-skipping, and the full pipeline vs real time (1 GHz)',
+  description:
+    'decoy-state BB84 Monte Carlo: TS per-pulse vs WASM per-pulse vs WASM event-skipping, and the full pipeline vs real time (1 GHz)',
   async run(ctx) {
     const reps = ctx.quick ? 3 : 5;
     const perPulse = ctx.quick ? 2e6 : 2e7;
     const pipelinePulses = ctx.quick ? 1e8 : 1e9;
     // Warm-up: JSC needs several long calls before the TS loop reaches its top tier (FTL);
     // the WASM module tiers up (BBQ → OMG) likewise.
-    for (const engine of ['ts-pulse', 'wasm-pulse', 'wasm-skip'] as const) rate(engine, 50, engine === 'wasm-skip' ? 1e8 : perPulse, 5);
+    for (const engine of ['ts-pulse', 'wasm-pulse', 'wasm-skip'] as const)
+      rate(engine, 50, engine === 'wasm-skip' ? 1e8 : perPulse, 5);
     const rows: BenchRow[] = [];
     const summary: Record<string, string | number | boolean> = {};
     for (const d of [0, 25, 50, 100]) {
@@ -73,7 +88,9 @@ const bench: Benchmark = {
         summary['wasm-skip ÷ ts-pulse at 50 km'] = Number((wasmSkip / ts).toFixed(1));
         summary['target wasm ≥ 4× ts per-pulse met (per-pulse WASM)'] = wasmPulse / ts >= 4;
         summary['target wasm ≥ 4× ts met (event-skipping WASM)'] = wasmSkip / ts >= 4;
-        summary['pipeline simulated seconds per wall second at 50 km, 1 GHz'] = Number((simulatedSeconds / wall).toFixed(2));
+        summary['pipeline simulated seconds per wall second at 50 km, 1 GHz'] = Number(
+          (simulatedSeconds / wall).toFixed(2),
+        );
         summary['target real time at 50 km met'] = simulatedSeconds / wall >= 1;
       }
     }

@@ -69,8 +69,10 @@ class EtsiError extends Error {
   }
 }
 
-const bad = (message: string, details?: object[]) => new EtsiError(400, details ? { message, details } : { message });
-const zodDetails = (error: z.ZodError) => error.issues.map((i) => ({ path: i.path.join('.'), problem: i.message }));
+const bad = (message: string, details?: object[]) =>
+  new EtsiError(400, details ? { message, details } : { message });
+const zodDetails = (error: z.ZodError) =>
+  error.issues.map((i) => ({ path: i.path.join('.'), problem: i.message }));
 
 /**
  * Creates the ETSI GS QKD 014 sub-app; mount it at the root of the public app (its routes carry
@@ -130,10 +132,14 @@ export function createQkdRoutes(deps: QkdRoutesDeps): Hono<{ Variables: { sae: s
     const slave = c.req.param('slave')!;
     if (!pools.pool(master, slave)) return c.body(null, 401);
     if (request.extension_mandatory && request.extension_mandatory.length > 0) {
-      throw bad(etsiMessages.extensionMandatoryUnsupported, [{ extension_mandatory_unsupported: request.extension_mandatory }]);
+      throw bad(etsiMessages.extensionMandatoryUnsupported, [
+        { extension_mandatory_unsupported: request.extension_mandatory },
+      ]);
     }
     if (request.extension_optional && request.extension_optional.length > 0) {
-      throw bad(etsiMessages.extensionOptionalUnhandled, [{ extension_optional_unhandled: request.extension_optional }]);
+      throw bad(etsiMessages.extensionOptionalUnhandled, [
+        { extension_optional_unhandled: request.extension_optional },
+      ]);
     }
     if (request.additional_slave_SAE_IDs && request.additional_slave_SAE_IDs.length > 0) {
       throw bad('additional_slave_SAE_IDs are not supported (max_SAE_ID_count is 0)');
@@ -142,15 +148,23 @@ export function createQkdRoutes(deps: QkdRoutesDeps): Hono<{ Variables: { sae: s
     const size = request.size ?? config.keySize;
     if (size % 8 !== 0) throw bad(etsiMessages.sizeMultipleOf8);
     if (size < config.minKeySize || size > config.maxKeySize) {
-      throw bad(`size shall be between min_key_size (${config.minKeySize}) and max_key_size (${config.maxKeySize})`);
+      throw bad(
+        `size shall be between min_key_size (${config.minKeySize}) and max_key_size (${config.maxKeySize})`,
+      );
     }
-    if (number > config.maxKeyPerRequest) throw bad(`number shall not exceed max_key_per_request (${config.maxKeyPerRequest})`);
+    if (number > config.maxKeyPerRequest)
+      throw bad(`number shall not exceed max_key_per_request (${config.maxKeyPerRequest})`);
     const keys = pools.takeKeys(master, slave, number, size);
     if (!keys) {
-      throw new EtsiError(503, { message: 'not enough key material on KME', details: [{ stored_key_count: pools.pool(master, slave)!.storedKeyCount(size), requested: number }] });
+      throw new EtsiError(503, {
+        message: 'not enough key material on KME',
+        details: [{ stored_key_count: pools.pool(master, slave)!.storedKeyCount(size), requested: number }],
+      });
     }
     logger?.info({ master, slave, number, size }, 'qkd keys delivered to master');
-    const body = { keys: keys.map(({ keyId, key }) => ({ key_ID: keyId, key: Buffer.from(key).toString('base64') })) };
+    const body = {
+      keys: keys.map(({ keyId, key }) => ({ key_ID: keyId, key: Buffer.from(key).toString('base64') })),
+    };
     for (const k of keys) k.key.fill(0);
     return c.json(body);
   };
@@ -171,14 +185,20 @@ export function createQkdRoutes(deps: QkdRoutesDeps): Hono<{ Variables: { sae: s
     const master = c.req.param('master')!;
     // Only the slave of a link with this master may ask; and only for keys booked to it.
     if (!pools.pool(master, slave)) return c.body(null, 401);
-    if (keyIds.length > config.maxKeyPerRequest) throw bad(`number of key_IDs shall not exceed max_key_per_request (${config.maxKeyPerRequest})`);
+    if (keyIds.length > config.maxKeyPerRequest)
+      throw bad(`number of key_IDs shall not exceed max_key_per_request (${config.maxKeyPerRequest})`);
     const result = pools.fetchKeys(master, slave, keyIds);
     if (!result.ok) {
       if (result.reason === 'unauthorized') return c.body(null, 401);
       throw bad(etsiMessages.keysNotFound);
     }
     logger?.info({ master, slave, number: keyIds.length }, 'qkd keys delivered to slave');
-    const body = { keys: result.keys.map(({ keyId, key }) => ({ key_ID: keyId, key: Buffer.from(key).toString('base64') })) };
+    const body = {
+      keys: result.keys.map(({ keyId, key }) => ({
+        key_ID: keyId,
+        key: Buffer.from(key).toString('base64'),
+      })),
+    };
     for (const k of result.keys) k.key.fill(0);
     return c.json(body);
   };
@@ -191,7 +211,10 @@ export function createQkdRoutes(deps: QkdRoutesDeps): Hono<{ Variables: { sae: s
   app.post('/:master/dec_keys', async (c) => {
     const parsed = keyIdsSchema.safeParse(await readJson(c));
     if (!parsed.success) throw bad('invalid key_IDs request', zodDetails(parsed.error));
-    return decKeys(c, parsed.data.key_IDs.map((k) => k.key_ID));
+    return decKeys(
+      c,
+      parsed.data.key_IDs.map((k) => k.key_ID),
+    );
   });
 
   return app;

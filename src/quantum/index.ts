@@ -5,10 +5,32 @@
  */
 export { cascade, type CascadeOptions, type CascadeResult } from './cascade.ts';
 export { runQkdCommand } from './cli.ts';
-export { bearerSaeResolver, createQkdRoutes, etsiMessages, type QkdApiConfig, type QkdRoutesDeps } from './etsi014.ts';
-export { createLinkManager, type LinkManager, type LinkManagerOptions, type LinkStats, type QkdConfig, type QkdLinkConfig } from './link-manager.ts';
+export {
+  bearerSaeResolver,
+  createQkdRoutes,
+  etsiMessages,
+  type QkdApiConfig,
+  type QkdRoutesDeps,
+} from './etsi014.ts';
+export {
+  createLinkManager,
+  type LinkManager,
+  type LinkManagerOptions,
+  type LinkStats,
+  type QkdConfig,
+  type QkdLinkConfig,
+} from './link-manager.ts';
 export * from './model.ts';
-export { type AbortReason, type BlockOptions, type BlockResult, type Engine, runBlock, runMonteCarlo, type RunStats, wilsonUpper } from './pipeline.ts';
+export {
+  type AbortReason,
+  type BlockOptions,
+  type BlockResult,
+  type Engine,
+  runBlock,
+  runMonteCarlo,
+  type RunStats,
+  wilsonUpper,
+} from './pipeline.ts';
 export { createKeyPoolManager, type DeliveredKey, type KeyPool, type KeyPoolManager } from './pool.ts';
 export { buildTables, type SimParams } from './tables.ts';
 export { toeplitzHash, toeplitzNaive } from './toeplitz.ts';

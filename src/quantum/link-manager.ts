@@ -53,7 +53,11 @@ export interface LinkStats {
 export interface LinkManagerOptions {
   /** Pools to fill (default: created from the config). */
   pools?: KeyPoolManager;
-  logger?: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void };
+  logger?: {
+    info(obj: object, msg?: string): void;
+    warn(obj: object, msg?: string): void;
+    error(obj: object, msg?: string): void;
+  };
   /** Called when a block's QBER bound exceeds the threshold. */
   onEavesdropping?: (stats: LinkStats) => void;
   /** Called after every block (e.g. to update metrics). */
@@ -96,7 +100,9 @@ interface Running {
  */
 export function createLinkManager(qkd: QkdConfig, opts: LinkManagerOptions = {}): LinkManager {
   const { logger, mode = 'worker', engine = 'wasm-skip' } = opts;
-  const pools = opts.pools ?? createKeyPoolManager({ keySize: qkd.keySize, maxKeys: Math.max(1, ...qkd.links.map((l) => l.maxKeys)) });
+  const pools =
+    opts.pools ??
+    createKeyPoolManager({ keySize: qkd.keySize, maxKeys: Math.max(1, ...qkd.links.map((l) => l.maxKeys)) });
   const baseSeed = opts.seed ?? Math.floor(Math.random() * 2 ** 31);
   const links: Running[] = qkd.links.map((cfg, i) => {
     const pool = pools.addLink(cfg.masterSae, cfg.slaveSae, cfg.maxKeys);
@@ -174,7 +180,11 @@ export function createLinkManager(qkd: QkdConfig, opts: LinkManagerOptions = {})
     st.eavesdroppingDetected = s.eavesdropping;
     if (s.eavesdropping) {
       st.eavesdroppingEvents++;
-      if (!wasAlert) logger?.warn({ link: st.id, qber: s.qberEstimate, qberUpper: s.qberUpper, threshold: qberThreshold }, 'qkd: QBER above threshold, eavesdropping suspected; block discarded');
+      if (!wasAlert)
+        logger?.warn(
+          { link: st.id, qber: s.qberEstimate, qberUpper: s.qberUpper, threshold: qberThreshold },
+          'qkd: QBER above threshold, eavesdropping suspected; block discarded',
+        );
       opts.onEavesdropping?.({ ...st });
     } else if (wasAlert) {
       logger?.info({ link: st.id, qber: s.qberEstimate }, 'qkd: QBER back below threshold');
@@ -235,7 +245,10 @@ export function createLinkManager(qkd: QkdConfig, opts: LinkManagerOptions = {})
         l.worker = worker;
         l.stopped = new Promise<void>((resolve) => {
           worker.onmessage = (event: MessageEvent) => {
-            const msg = event.data as { type: 'block'; key: Uint8Array; summary: BlockSummary } | { type: 'error'; message: string } | { type: 'stopped' };
+            const msg = event.data as
+              | { type: 'block'; key: Uint8Array; summary: BlockSummary }
+              | { type: 'error'; message: string }
+              | { type: 'stopped' };
             if (msg.type === 'block') {
               onBlock(l, msg.key, msg.summary);
               notify();
@@ -245,7 +258,10 @@ export function createLinkManager(qkd: QkdConfig, opts: LinkManagerOptions = {})
         });
         worker.onerror = (event) => fail(event.message);
         worker.postMessage({ type: 'start', config });
-        logger?.info({ link: l.stats.id, distanceKm: l.cfg.distanceKm, pace: l.cfg.pace }, 'qkd link started');
+        logger?.info(
+          { link: l.stats.id, distanceKm: l.cfg.distanceKm, pace: l.cfg.pace },
+          'qkd link started',
+        );
       }
     },
     async stop() {

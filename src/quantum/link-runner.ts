@@ -40,7 +40,11 @@ export interface LinkRunner {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Starts the loop; `emit` receives each block's key bytes (ownership passes) and summary. */
-export function startLinkRunner(cfg: LinkRunConfig, emit: (key: Uint8Array, summary: BlockSummary) => void, onError: (error: Error) => void): LinkRunner {
+export function startLinkRunner(
+  cfg: LinkRunConfig,
+  emit: (key: Uint8Array, summary: BlockSummary) => void,
+  onError: (error: Error) => void,
+): LinkRunner {
   let paused = false;
   let stopped = false;
   let block = 0;
@@ -78,7 +82,9 @@ export function startLinkRunner(cfg: LinkRunConfig, emit: (key: Uint8Array, summ
       await sleep(Math.max(0, ahead));
     }
   };
-  const done = loop().catch((error: unknown) => onError(error instanceof Error ? error : new Error(String(error))));
+  const done = loop().catch((error: unknown) =>
+    onError(error instanceof Error ? error : new Error(String(error))),
+  );
   return {
     pause: () => {
       paused = true;

@@ -78,7 +78,10 @@ export function qber(mu: number, p: LinkPhysics): number {
 
 /** Vacuum + weak decoy lower bound on Y1 (Ma et al. 2005, eq. 34) from gains. */
 export function y1Lower(mu: number, nu: number, qMu: number, qNu: number, y0: number): number {
-  return (mu / (mu * nu - nu * nu)) * (qNu * Math.exp(nu) - ((qMu * Math.exp(mu) * nu * nu) / (mu * mu)) - ((mu * mu - nu * nu) / (mu * mu)) * y0);
+  return (
+    (mu / (mu * nu - nu * nu)) *
+    (qNu * Math.exp(nu) - (qMu * Math.exp(mu) * nu * nu) / (mu * mu) - ((mu * mu - nu * nu) / (mu * mu)) * y0)
+  );
 }
 
 /** Vacuum + weak decoy upper bound on e1 (Ma et al. 2005, eq. 37). */
@@ -90,7 +93,13 @@ export function e1Upper(nu: number, qNu: number, eNu: number, y0: number, y1L: n
 export type DecoyMode = 'infinite' | 'vacuum+weak' | 'none';
 
 /** Key rate in secure bits per pulse (GLLP with decoys), clamped at 0. */
-export function keyRate(mu: number, p: LinkPhysics, mode: DecoyMode = 'infinite', nu = 0.05, opts: RateOptions = {}): number {
+export function keyRate(
+  mu: number,
+  p: LinkPhysics,
+  mode: DecoyMode = 'infinite',
+  nu = 0.05,
+  opts: RateOptions = {},
+): number {
   const { f = gys.f, q = gys.q } = opts;
   const qMu = gain(mu, p);
   const eMu = qber(mu, p);
@@ -116,7 +125,12 @@ export function keyRate(mu: number, p: LinkPhysics, mode: DecoyMode = 'infinite'
 }
 
 /** The μ in (0, muMax] that maximises the key rate, by grid search refined by golden section. */
-export function optimalMu(p: LinkPhysics, mode: DecoyMode = 'infinite', nu = 0.05, opts: RateOptions = {}): { mu: number; rate: number } {
+export function optimalMu(
+  p: LinkPhysics,
+  mode: DecoyMode = 'infinite',
+  nu = 0.05,
+  opts: RateOptions = {},
+): { mu: number; rate: number } {
   const lo = mode === 'vacuum+weak' ? nu * 1.05 : 1e-4;
   const hi = 1.5;
   let best = lo;
@@ -146,7 +160,12 @@ export function optimalMu(p: LinkPhysics, mode: DecoyMode = 'infinite', nu = 0.0
 }
 
 /** Largest distance (km) with a positive key rate at optimal μ, found by bisection. */
-export function maxDistance(base: Omit<LinkPhysics, 'distanceKm'>, mode: DecoyMode = 'infinite', nu = 0.05, opts: RateOptions = {}): number {
+export function maxDistance(
+  base: Omit<LinkPhysics, 'distanceKm'>,
+  mode: DecoyMode = 'infinite',
+  nu = 0.05,
+  opts: RateOptions = {},
+): number {
   let lo = 0;
   let hi = 400;
   if (optimalMu({ ...base, distanceKm: lo }, mode, nu, opts).rate <= 0) return 0;

@@ -32,11 +32,16 @@ export interface RunStats {
 }
 
 /** Runs the Monte Carlo only (no post-processing). */
-export function runMonteCarlo(params: SimParams, pulses: number, opts: { seed?: number; engine?: Engine; capBits?: number; tables?: SimTables } = {}): RunStats & { raw: RawRun } {
+export function runMonteCarlo(
+  params: SimParams,
+  pulses: number,
+  opts: { seed?: number; engine?: Engine; capBits?: number; tables?: SimTables } = {},
+): RunStats & { raw: RawRun } {
   const { seed = 1, engine = 'wasm-skip' } = opts;
   const tables = opts.tables ?? buildTables(params);
   const expected = pulses * tables.classProb[0] * tables.pClick; // an upper bound on signal clicks
-  const capBits = opts.capBits ?? Math.min(2 ** 28, Math.ceil(expected / 1.6 + 6 * Math.sqrt(expected) + 1024));
+  const capBits =
+    opts.capBits ?? Math.min(2 ** 28, Math.ceil(expected / 1.6 + 6 * Math.sqrt(expected) + 1024));
   const rng = createRng(seed ^ 0x5bd1e995);
   const raw =
     engine === 'ts-pulse'
@@ -111,7 +116,15 @@ export interface BlockResult {
 
 /** Runs one block of `pulses` pulses through the whole protocol. */
 export function runBlock(params: SimParams, pulses: number, opts: BlockOptions = {}): BlockResult {
-  const { seed = 1, engine = 'wasm-skip', sampleFraction = 0.1, confidenceZ = 3, qberAbort = qberThreshold, epsilonPa = 1e-10, paBlockBits = 65536 } = opts;
+  const {
+    seed = 1,
+    engine = 'wasm-skip',
+    sampleFraction = 0.1,
+    confidenceZ = 3,
+    qberAbort = qberThreshold,
+    epsilonPa = 1e-10,
+    paBlockBits = 65536,
+  } = opts;
   const t0 = performance.now();
   const mc = runMonteCarlo(params, pulses, { seed, engine });
   const t1 = performance.now();
@@ -194,14 +207,23 @@ export function runBlock(params: SimParams, pulses: number, opts: BlockOptions =
   const { ecFrameBits = 65536, ecSchedule = 'original' } = opts;
   for (let start = 0; start < kept; start += ecFrameBits) {
     const end = Math.min(kept, start + ecFrameBits);
-    const ec = cascade(a.subarray(start, end), b.subarray(start, end), { qber: Math.max(eHat, 1 / kept), seed: seed + 101 + start, schedule: ecSchedule });
+    const ec = cascade(a.subarray(start, end), b.subarray(start, end), {
+      qber: Math.max(eHat, 1 / kept),
+      seed: seed + 101 + start,
+      schedule: ecSchedule,
+    });
     result.leakEc += ec.leakedBits;
   }
-  result.cascadeEfficiency = trueErrors > 0 ? result.leakEc / (kept * h2(trueErrors / kept)) : Number.POSITIVE_INFINITY;
+  result.cascadeEfficiency =
+    trueErrors > 0 ? result.leakEc / (kept * h2(trueErrors / kept)) : Number.POSITIVE_INFINITY;
   const packedA = packBits(a);
   const packedB = packBits(b);
   result.leakVerify = 64;
-  const tag = (w: Uint32Array) => createHash('sha256').update(new Uint8Array(w.buffer, w.byteOffset, w.byteLength)).digest().subarray(0, 8);
+  const tag = (w: Uint32Array) =>
+    createHash('sha256')
+      .update(new Uint8Array(w.buffer, w.byteOffset, w.byteLength))
+      .digest()
+      .subarray(0, 8);
   const t3 = performance.now();
   result.timings.cascade = t3 - t2;
   if (!tag(packedA).equals(tag(packedB))) {
@@ -211,7 +233,11 @@ export function runBlock(params: SimParams, pulses: number, opts: BlockOptions =
 
   // Privacy amplification: GLLP with decoys on the kept bits, minus every disclosed bit.
   const singleFraction = Math.min(1, (result.y1Lower * mu * Math.exp(-mu)) / qMu);
-  const secret = kept * singleFraction * (1 - h2(result.e1Upper)) - result.leakEc - result.leakVerify - 2 * Math.log2(1 / epsilonPa);
+  const secret =
+    kept * singleFraction * (1 - h2(result.e1Upper)) -
+    result.leakEc -
+    result.leakVerify -
+    2 * Math.log2(1 / epsilonPa);
   const m = Math.floor(secret / 8) * 8;
   if (m <= 0) {
     result.aborted = 'key-length';

@@ -89,7 +89,9 @@ function createPool(masterSae: string, slaveSae: string, limits: KeyPoolLimits):
 }
 
 /** Outcome of fetching keys by ID (dec_keys). */
-export type FetchResult = { ok: true; keys: DeliveredKey[] } | { ok: false; reason: 'not-found' | 'unauthorized' };
+export type FetchResult =
+  | { ok: true; keys: DeliveredKey[] }
+  | { ok: false; reason: 'not-found' | 'unauthorized' };
 
 export interface KeyPoolManager {
   /** Registers (or returns) the pool of a master → slave link. */
@@ -161,7 +163,8 @@ export function createKeyPoolManager(limits: KeyPoolLimits & { maxPending?: numb
         const entry = pending.get(keyId);
         if (!entry || entry.masterSae !== masterSae) return { ok: false, reason: 'not-found' };
       }
-      for (const keyId of keyIds) if (pending.get(keyId)!.slaveSae !== callerSae) return { ok: false, reason: 'unauthorized' };
+      for (const keyId of keyIds)
+        if (pending.get(keyId)!.slaveSae !== callerSae) return { ok: false, reason: 'unauthorized' };
       if (new Set(keyIds).size !== keyIds.length) return { ok: false, reason: 'not-found' };
       return { ok: true, keys: keyIds.map((keyId) => ({ keyId, key: erase(keyId)!.key })) };
     },

@@ -102,8 +102,16 @@ export function buildTables(p: SimParams): SimTables {
   // Most probable entries first: the linear search then stops after two or three compares.
   const byPulse = [...entries].sort((a, b) => b.prob - a.prob);
   const byClick = [...entries].filter((e) => e.det > 0).sort((a, b) => b.prob * b.det - a.prob * a.det);
-  const pulse = pack(byPulse, (e) => e.prob, (e) => e.sig);
-  const skip = pack(byClick, (e) => e.prob * e.det, (e) => e.sig / e.det);
+  const pulse = pack(
+    byPulse,
+    (e) => e.prob,
+    (e) => e.sig,
+  );
+  const skip = pack(
+    byClick,
+    (e) => e.prob * e.det,
+    (e) => e.sig / e.det,
+  );
   if (byClick.length === 0) throw new RangeError('nothing can click: y0 and η are both zero');
   return {
     k: entries.length,

@@ -13,8 +13,29 @@ interface QkdExports {
   heapBase(): number;
   setState(a: number, b: number, c: number, d: number, e: number, f: number, g: number, h: number): void;
   nextLo(): number;
-  simulatePulses(tab: number, k: number, pulses: number, eDetT: number, eveT: number, stats: number, keyA: number, keyB: number, capBits: number): number;
-  simulateSkip(tab: number, k: number, pulses: number, logNoClick: number, eDetT: number, eveT: number, stats: number, keyA: number, keyB: number, capBits: number): number;
+  simulatePulses(
+    tab: number,
+    k: number,
+    pulses: number,
+    eDetT: number,
+    eveT: number,
+    stats: number,
+    keyA: number,
+    keyB: number,
+    capBits: number,
+  ): number;
+  simulateSkip(
+    tab: number,
+    k: number,
+    pulses: number,
+    logNoClick: number,
+    eDetT: number,
+    eveT: number,
+    stats: number,
+    keyA: number,
+    keyB: number,
+    capBits: number,
+  ): number;
   toeplitz(seed: number, x: number, n: number, out: number, m: number): void;
   hamming(a: number, b: number, words: number): number;
 }
@@ -61,7 +82,14 @@ export type WasmMode = 'pulse' | 'skip';
  * click are drawn afterwards from their multinomial (normal approximation, exact to < 1e-6
  * relative at block sizes ≥ 10^5), using `rngNormal`.
  */
-export function simulateWasm(t: SimTables, pulses: number, seed: number, capBits: number, mode: WasmMode, rngNormal: () => number): RawRun {
+export function simulateWasm(
+  t: SimTables,
+  pulses: number,
+  seed: number,
+  capBits: number,
+  mode: WasmMode,
+  rngNormal: () => number,
+): RawRun {
   const w = qkdWasm();
   const kTab = mode === 'pulse' ? t.k : t.kSkip;
   const words = Math.ceil(capBits / 32) + 1;
@@ -78,7 +106,18 @@ export function simulateWasm(t: SimTables, pulses: number, seed: number, capBits
   const bits =
     mode === 'pulse'
       ? w.simulatePulses(tab, kTab, pulses, t.eDetThreshold, t.eveThreshold, stats, keyA, keyB, capBits)
-      : w.simulateSkip(tab, kTab, pulses, Math.log1p(-t.pClick), t.eDetThreshold, t.eveThreshold, stats, keyA, keyB, capBits);
+      : w.simulateSkip(
+          tab,
+          kTab,
+          pulses,
+          Math.log1p(-t.pClick),
+          t.eDetThreshold,
+          t.eveThreshold,
+          stats,
+          keyA,
+          keyB,
+          capBits,
+        );
   const mem = w.memory.buffer;
   const s = new Float64Array(mem, stats, 12);
   const clicks: [number, number, number] = [s[1]!, s[5]!, s[9]!];

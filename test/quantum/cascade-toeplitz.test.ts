@@ -65,7 +65,19 @@ describe('Toeplitz privacy amplification', () => {
 
   test('the WASM word-level kernel equals the naive reference on small inputs (seed n + m − 1 bits)', () => {
     const rng = createRng(2024);
-    const shapes: [number, number][] = [[1, 1], [7, 3], [32, 32], [63, 1], [64, 64], [65, 17], [100, 37], [129, 64], [200, 130], [311, 97], [512, 255]];
+    const shapes: [number, number][] = [
+      [1, 1],
+      [7, 3],
+      [32, 32],
+      [63, 1],
+      [64, 64],
+      [65, 17],
+      [100, 37],
+      [129, 64],
+      [200, 130],
+      [311, 97],
+      [512, 255],
+    ];
     for (const [n, m] of shapes) {
       for (let trial = 0; trial < 3; trial++) {
         const seed = random(n + m - 1, rng);

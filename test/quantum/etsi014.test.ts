@@ -23,9 +23,13 @@ function setup(materialBytes = 32 * 100) {
   const call = (sae: keyof typeof tokens | null, path: string, init: RequestInit = {}) =>
     app.request(`/api/v1/keys${path}`, {
       ...init,
-      headers: { ...(sae ? { authorization: `Bearer ${tokens[sae]}` } : {}), ...(init.body ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        ...(sae ? { authorization: `Bearer ${tokens[sae]}` } : {}),
+        ...(init.body ? { 'content-type': 'application/json' } : {}),
+      },
     });
-  const post = (sae: keyof typeof tokens | null, path: string, body: unknown) => call(sae, path, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body) });
+  const post = (sae: keyof typeof tokens | null, path: string, body: unknown) =>
+    call(sae, path, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body) });
   return { pools, app, call, post, material: copy };
 }
 
@@ -56,7 +60,9 @@ describe('ETSI GS QKD 014: Get status', () => {
     const { call, app } = setup();
     for (const res of [
       await call(null, '/SAE_S/status'),
-      await app.request('/api/v1/keys/SAE_S/status', { headers: { authorization: 'Bearer wrong-token-0123456789' } }),
+      await app.request('/api/v1/keys/SAE_S/status', {
+        headers: { authorization: 'Bearer wrong-token-0123456789' },
+      }),
       await call('SAE_S', '/SAE_M/status'),
       await call('SAE_X', '/SAE_S/status'),
     ]) {
@@ -102,12 +108,36 @@ describe('ETSI GS QKD 014: Get key (enc_keys)', () => {
 
   const errorCases: [string, unknown, string][] = [
     ['size not a multiple of 8', { size: 100 }, etsiMessages.sizeMultipleOf8],
-    ['extension_mandatory', { extension_mandatory: [{ abc_route_type: 'direct' }] }, etsiMessages.extensionMandatoryUnsupported],
-    ['extension_optional', { extension_optional: [{ abc_transfer_method: 'qkd' }] }, etsiMessages.extensionOptionalUnhandled],
-    ['additional slaves (max_SAE_ID_count 0)', { additional_slave_SAE_IDs: ['SAE_T'] }, 'additional_slave_SAE_IDs are not supported (max_SAE_ID_count is 0)'],
-    ['size below min_key_size', { size: 32 }, 'size shall be between min_key_size (64) and max_key_size (1024)'],
-    ['size above max_key_size', { size: 2048 }, 'size shall be between min_key_size (64) and max_key_size (1024)'],
-    ['number above max_key_per_request', { number: 129 }, 'number shall not exceed max_key_per_request (128)'],
+    [
+      'extension_mandatory',
+      { extension_mandatory: [{ abc_route_type: 'direct' }] },
+      etsiMessages.extensionMandatoryUnsupported,
+    ],
+    [
+      'extension_optional',
+      { extension_optional: [{ abc_transfer_method: 'qkd' }] },
+      etsiMessages.extensionOptionalUnhandled,
+    ],
+    [
+      'additional slaves (max_SAE_ID_count 0)',
+      { additional_slave_SAE_IDs: ['SAE_T'] },
+      'additional_slave_SAE_IDs are not supported (max_SAE_ID_count is 0)',
+    ],
+    [
+      'size below min_key_size',
+      { size: 32 },
+      'size shall be between min_key_size (64) and max_key_size (1024)',
+    ],
+    [
+      'size above max_key_size',
+      { size: 2048 },
+      'size shall be between min_key_size (64) and max_key_size (1024)',
+    ],
+    [
+      'number above max_key_per_request',
+      { number: 129 },
+      'number shall not exceed max_key_per_request (128)',
+    ],
     ['number zero', { number: 0 }, 'invalid key request'],
     ['size not an integer', { size: 'big' }, 'invalid key request'],
     ['invalid JSON', '{not json', 'request body is not valid JSON'],
@@ -153,7 +183,9 @@ describe('ETSI GS QKD 014: Get key with key IDs (dec_keys)', () => {
   test('the named slave gets the same keys once (POST), then they are erased', async () => {
     const { post } = setup();
     const enc = (await (await post('SAE_M', '/SAE_S/enc_keys', { number: 2 })).json()) as KeyContainer;
-    const res = await post('SAE_S', '/SAE_M/dec_keys', { key_IDs: enc.keys.map((k) => ({ key_ID: k.key_ID })) });
+    const res = await post('SAE_S', '/SAE_M/dec_keys', {
+      key_IDs: enc.keys.map((k) => ({ key_ID: k.key_ID })),
+    });
     expect(res.status).toBe(200);
     const dec = (await res.json()) as KeyContainer;
     expect(dec).toEqual(enc);
@@ -235,10 +267,23 @@ describe('ETSI GS QKD 014: concurrency', () => {
     }
     const app = createQkdRoutes({ pools, config, resolveSae: bearerSaeResolver(saeTokens) });
     const req = async (sae: string, path: string, body: unknown): Promise<Response> =>
-      await app.request(`/api/v1/keys${path}`, { method: 'POST', headers: { authorization: `Bearer ${saeTokens[sae]}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      await app.request(`/api/v1/keys${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${saeTokens[sae]}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
     // 8 masters × 30 concurrent requests of 1–8 keys: more than the 200 keys each pool holds.
     const results = await Promise.all(
-      masters.flatMap((m, i) => Array.from({ length: 30 }, (_, j) => req(m, `/${slaves[i]}/enc_keys`, { number: 1 + (j % 8) }).then(async (r) => ({ m, i, status: r.status, body: r.status === 200 ? ((await r.json()) as KeyContainer) : null })))),
+      masters.flatMap((m, i) =>
+        Array.from({ length: 30 }, (_, j) =>
+          req(m, `/${slaves[i]}/enc_keys`, { number: 1 + (j % 8) }).then(async (r) => ({
+            m,
+            i,
+            status: r.status,
+            body: r.status === 200 ? ((await r.json()) as KeyContainer) : null,
+          })),
+        ),
+      ),
     );
     const seen = new Set<string>();
     const delivered = new Map<string, Buffer[]>();
@@ -266,7 +311,13 @@ describe('ETSI GS QKD 014: concurrency', () => {
     const fetches = await Promise.all(
       results
         .filter((r) => r.body)
-        .flatMap((r) => [0, 1].map(() => req(slaves[r.i]!, `/${masters[r.i]}/dec_keys`, { key_IDs: r.body!.keys.map((k) => ({ key_ID: k.key_ID })) }).then((res) => res.status))),
+        .flatMap((r) =>
+          [0, 1].map(() =>
+            req(slaves[r.i]!, `/${masters[r.i]}/dec_keys`, {
+              key_IDs: r.body!.keys.map((k) => ({ key_ID: k.key_ID })),
+            }).then((res) => res.status),
+          ),
+        ),
     );
     const ok = fetches.filter((s) => s === 200).length;
     expect(ok).toBe(fetches.length / 2);

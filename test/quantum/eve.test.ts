@@ -15,7 +15,9 @@ const clean = { distanceKm: 10, alphaDbPerKm: 0.21, etaBob: 0.045, eDet: 0, y0: 
 
 function check(label: string, observed: number, expected: number, n: number) {
   const sigma = Math.sqrt((expected * (1 - expected)) / n);
-  process.stdout.write(`  ${label}: n = ${n}, QBER ${observed.toFixed(5)}, 4σ interval [${(observed - 4 * sigma).toFixed(5)}, ${(observed + 4 * sigma).toFixed(5)}], expected ${expected.toFixed(5)}\n`);
+  process.stdout.write(
+    `  ${label}: n = ${n}, QBER ${observed.toFixed(5)}, 4σ interval [${(observed - 4 * sigma).toFixed(5)}, ${(observed + 4 * sigma).toFixed(5)}], expected ${expected.toFixed(5)}\n`,
+  );
   expect(Math.abs(observed - expected)).toBeLessThan(4 * sigma);
 }
 
@@ -52,7 +54,9 @@ describe('intercept-resend eavesdropper', () => {
 
   test('the link manager raises the alert and keeps the pool empty under attack', async () => {
     const cfg = qkdSchema.parse({
-      links: [{ masterSae: 'A', slaveSae: 'B', distanceKm: 10, eve: 1, pace: 'fast', blockPulses: 5_000_000 }],
+      links: [
+        { masterSae: 'A', slaveSae: 'B', distanceKm: 10, eve: 1, pace: 'fast', blockPulses: 5_000_000 },
+      ],
     });
     const alerts: LinkStats[] = [];
     const warnings: string[] = [];

@@ -8,7 +8,11 @@ beforeAll(ensureQkdWasm);
 
 describe('link pipeline and manager', () => {
   test('a 50 km block yields a key: QBER near 3.4 %, decoy bounds set, Cascade f reported, length a multiple of 8', () => {
-    const r = runBlock({ distanceKm: 50, alphaDbPerKm: 0.21, etaBob: 0.045, eDet: 0.033, y0: 1.7e-6, mu: 0.48, nu: 0.05 }, 2e8, { seed: 12 });
+    const r = runBlock(
+      { distanceKm: 50, alphaDbPerKm: 0.21, etaBob: 0.045, eDet: 0.033, y0: 1.7e-6, mu: 0.48, nu: 0.05 },
+      2e8,
+      { seed: 12 },
+    );
     expect(r.aborted).toBeNull();
     expect(r.secretBits).toBeGreaterThan(0);
     expect(r.secretBits % 8).toBe(0);
@@ -24,7 +28,11 @@ describe('link pipeline and manager', () => {
   });
 
   test('no clicks (fibre far too long for the block) aborts without a key', () => {
-    const r = runBlock({ distanceKm: 400, alphaDbPerKm: 0.21, etaBob: 0.045, eDet: 0.033, y0: 1.7e-9, mu: 0.48, nu: 0.05 }, 1e6, { seed: 1 });
+    const r = runBlock(
+      { distanceKm: 400, alphaDbPerKm: 0.21, etaBob: 0.045, eDet: 0.033, y0: 1.7e-9, mu: 0.48, nu: 0.05 },
+      1e6,
+      { seed: 1 },
+    );
     expect(r.aborted).toBe('no-clicks');
     expect(r.key.length).toBe(0);
   });
@@ -33,8 +41,22 @@ describe('link pipeline and manager', () => {
     const cfg = qkdSchema.parse({
       enabled: true,
       links: [
-        { masterSae: 'A', slaveSae: 'B', distanceKm: 25, pace: 'fast', blockPulses: 20_000_000, maxKeys: 100 },
-        { masterSae: 'A', slaveSae: 'C', distanceKm: 50, pace: 'fast', blockPulses: 50_000_000, maxKeys: 1000 },
+        {
+          masterSae: 'A',
+          slaveSae: 'B',
+          distanceKm: 25,
+          pace: 'fast',
+          blockPulses: 20_000_000,
+          maxKeys: 100,
+        },
+        {
+          masterSae: 'A',
+          slaveSae: 'C',
+          distanceKm: 50,
+          pace: 'fast',
+          blockPulses: 50_000_000,
+          maxKeys: 1000,
+        },
       ],
     });
     const manager = createLinkManager(cfg, { seed: 3 });
@@ -67,7 +89,18 @@ describe('link pipeline and manager', () => {
   });
 
   test('real-time pace: a link does not run ahead of its source clock', async () => {
-    const cfg = qkdSchema.parse({ links: [{ masterSae: 'A', slaveSae: 'B', distanceKm: 25, pace: 'realtime', pulseRateHz: 1e9, blockPulses: 10_000_000 }] });
+    const cfg = qkdSchema.parse({
+      links: [
+        {
+          masterSae: 'A',
+          slaveSae: 'B',
+          distanceKm: 25,
+          pace: 'realtime',
+          pulseRateHz: 1e9,
+          blockPulses: 10_000_000,
+        },
+      ],
+    });
     const manager = createLinkManager(cfg, { mode: 'inline', seed: 4 });
     const started = performance.now();
     manager.start();

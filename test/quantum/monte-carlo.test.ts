@@ -16,14 +16,22 @@ import { seedState256 } from '../../src/quantum/prng.ts';
 beforeAll(ensureQkdWasm);
 
 const z = 4;
-const physics = (distanceKm: number) => ({ distanceKm, alphaDbPerKm: gys.alphaDbPerKm, etaBob: gys.etaBob, eDet: gys.eDet, y0: gys.y0 });
+const physics = (distanceKm: number) => ({
+  distanceKm,
+  alphaDbPerKm: gys.alphaDbPerKm,
+  etaBob: gys.etaBob,
+  eDet: gys.eDet,
+  y0: gys.y0,
+});
 
 function within(name: string, observed: number, expected: number, n: number): void {
   const sigma = Math.sqrt((expected * (1 - expected)) / n);
   const lo = observed - z * sigma;
   const hi = observed + z * sigma;
   // Reported figures (sample size and interval) for the closing note.
-  process.stdout.write(`  ${name}: n = ${n.toExponential(2)}, MC ${observed.toExponential(4)}, 4σ interval [${lo.toExponential(4)}, ${hi.toExponential(4)}], analytic ${expected.toExponential(4)}\n`);
+  process.stdout.write(
+    `  ${name}: n = ${n.toExponential(2)}, MC ${observed.toExponential(4)}, 4σ interval [${lo.toExponential(4)}, ${hi.toExponential(4)}], analytic ${expected.toExponential(4)}\n`,
+  );
   expect(Math.abs(observed - expected)).toBeLessThan(z * sigma);
 }
 
@@ -46,7 +54,12 @@ describe('Monte Carlo converges to the analytic model (GYS, μ = 0.48, ν = 0.05
       // Vacuum pulses click at the dark-count rate Y0; sifting keeps half the clicks.
       within(`${distance} km Y0`, r.gain[2], gys.y0, r.sent[2]);
       const clicks = r.clicks[0] + r.clicks[1] + r.clicks[2];
-      within(`${distance} km sifted fraction`, (r.sifted[0] + r.sifted[1] + r.sifted[2]) / clicks, 0.5, clicks);
+      within(
+        `${distance} km sifted fraction`,
+        (r.sifted[0] + r.sifted[1] + r.sifted[2]) / clicks,
+        0.5,
+        clicks,
+      );
     });
   }
 

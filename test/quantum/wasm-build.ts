@@ -5,6 +5,10 @@ import { repoRoot } from '../helpers/paths.ts';
 
 export function ensureQkdWasm(): void {
   if (existsSync(qkdWasmPath)) return;
-  const r = Bun.spawnSync(['bun', 'wasm/build.ts', '--if-missing'], { cwd: repoRoot, stdout: 'pipe', stderr: 'pipe' });
+  const r = Bun.spawnSync(['bun', 'wasm/build.ts', '--if-missing'], {
+    cwd: repoRoot,
+    stdout: 'pipe',
+    stderr: 'pipe',
+  });
   if (!existsSync(qkdWasmPath)) throw new Error(`could not build qkd.wasm: ${r.stderr.toString()}`);
 }
