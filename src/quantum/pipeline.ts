@@ -39,8 +39,9 @@ export function runMonteCarlo(
 ): RunStats & { raw: RawRun } {
   const { seed = 1, engine = 'wasm-skip' } = opts;
   const tables = opts.tables ?? buildTables(params);
-  const expected = pulses * tables.classProb[0] * tables.pClick; // an upper bound on signal clicks
-  const capBits =
+  // Sifted clicks of all classes bound the sifted signal bits; + 6σ + slack never truncates.
+  const expected = (pulses * tables.pClick) / 2;
+  const capBits = opts.capBits ?? Math.min(2 ** 28, Math.ceil(expected + 6 * Math.sqrt(expected) + 1024));
     opts.capBits ?? Math.min(2 ** 28, Math.ceil(expected / 1.6 + 6 * Math.sqrt(expected) + 1024));
   const rng = createRng(seed ^ 0x5bd1e995);
   const raw =
