@@ -42,7 +42,6 @@ export function runMonteCarlo(
   // Sifted clicks of all classes bound the sifted signal bits; + 6σ + slack never truncates.
   const expected = (pulses * tables.pClick) / 2;
   const capBits = opts.capBits ?? Math.min(2 ** 28, Math.ceil(expected + 6 * Math.sqrt(expected) + 1024));
-    opts.capBits ?? Math.min(2 ** 28, Math.ceil(expected / 1.6 + 6 * Math.sqrt(expected) + 1024));
   const rng = createRng(seed ^ 0x5bd1e995);
   const raw =
     engine === 'ts-pulse'
