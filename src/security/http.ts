@@ -65,13 +65,32 @@ const banBody = z.object({
   reason: z.string().max(200).default('admin'),
 });
 
-/** Admin routes: `GET/POST /bans`, `DELETE /bans/:source`, `GET /config`. */
+const silenceBody = z
+  .object({
+    rule: z.string().min(1).max(100),
+    minutes: z.number().int().positive().max(7 * 24 * 60),
+    reason: z.string().max(200).default(''),
+  })
+  .strict();
+
+/** Alert silences as the admin routes need them (`src/observability/alerts/silences.ts`). */
+export interface SilenceAdmin {
+  list(): { id: string; rule: string; until: number; reason: string }[];
+  add(input: { rule: string; minutes: number; reason: string; createdBy: string }): Promise<{ id: string; until: number }>;
+  remove(id: string): Promise<boolean>;
+}
+
+/**
+ * Admin routes: `GET/POST /bans`, `DELETE /bans/:source`, `GET/POST /silences`,
+ * `DELETE /silences/:id`, `GET /config`.
+ */
 export function createAdminRoutes(options: {
   config: Config;
   limits: SecurityLimits;
   audit: (event: AuditEvent) => void;
+  silences?: SilenceAdmin;
 }): Hono {
-  const { config, limits, audit } = options;
+  const { config, limits, audit, silences } = options;
   const app = new Hono();
   app.use('*', adminGuard(config.security.adminToken, audit));
   app.get('/bans', async (c) => {
@@ -95,6 +114,23 @@ export function createAdminRoutes(options: {
     if (!lifted) throw new AppError(404, 'NOT_FOUND', `no active ban for ${parsed.data}`);
     return c.json({ lifted: parsed.data });
   });
+  if (silences) {
+    app.get('/silences', (c) => c.json({ silences: silences.list().map((s) => ({ ...s, until: new Date(s.until).toISOString() })) }));
+    app.post('/silences', async (c) => {
+      const parsed = silenceBody.safeParse(await c.req.json().catch(() => undefined));
+      if (!parsed.success) throw new AppError(400, 'INVALID_INPUT', parsed.error.issues[0]!.message, parsed.error.issues);
+      const silence = await silences.add({ ...parsed.data, createdBy: 'admin' });
+      audit({ event: 'admin.silence', rule: parsed.data.rule, minutes: parsed.data.minutes, id: silence.id, from: clientAddress(c) });
+      return c.json({ ...silence, until: new Date(silence.until).toISOString() }, 201);
+    });
+    app.delete('/silences/:id', async (c) => {
+      const id = c.req.param('id');
+      const removed = await silences.remove(id);
+      audit({ event: 'admin.unsilence', id, removed, from: clientAddress(c) });
+      if (!removed) throw new AppError(404, 'NOT_FOUND', `no active silence ${id}`);
+      return c.json({ removed: id });
+    });
+  }
   app.get('/config', (c) => {
     audit({ event: 'admin.config_view', from: clientAddress(c) });
     return c.json(redactConfig(config));

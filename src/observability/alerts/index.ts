@@ -18,6 +18,7 @@ import type { Metrics } from '../metrics.ts';
 import { createAlertEngine } from './engine.ts';
 import { createDispatcher, createEmailNotifier, createLogNotifier, createWebhookNotifier, type Notifier } from './notifiers.ts';
 import { createAlertApiRoutes } from './routes.ts';
+import { createSilences } from './silences.ts';
 import { effectiveRules } from './rules.ts';
 
 export type { Alert, AlertEngine, AlertEngineOptions, AlertEvent, AlertEventKind, AlertStatus } from './engine.ts';
@@ -94,12 +95,20 @@ export async function createAlerting(options: AlertingOptions) {
     logger,
   });
 
+  const silences = await createSilences(store);
   const engine = createAlertEngine({
     rules: effectiveRules(config.alerts.rules),
     store,
     externalLabels: { node: nodeId },
     logger,
-    onEvent: (event) => dispatcher.dispatch(event),
+    onEvent: (event) => {
+      const silence = silences.matching(event);
+      if (silence) {
+        logger.info({ rule: event.alert.rule, kind: event.kind, silence: silence.id }, 'alert notification silenced');
+        return;
+      }
+      dispatcher.dispatch(event);
+    },
     onFiring(firing) {
       metrics.alertsFiring.reset();
       for (const alert of firing) metrics.alertsFiring.inc({ rule: alert.rule, severity: alert.severity });
@@ -119,6 +128,7 @@ export async function createAlerting(options: AlertingOptions) {
   return {
     history,
     engine,
+    silences,
     dispatcher,
     store,
     routes,
