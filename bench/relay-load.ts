@@ -1,0 +1,338 @@
+/**
+ * Load generator for `bench/relay.ts`, run as its own Bun process (one or more), so the
+ * server's CPU and the generator's CPU are separate and a client-bound run is visible.
+ *
+ * It speaks the real protocol: on the secure relay every connection completes the hybrid
+ * handshake (`createInitiator`, XXhfs, the server fingerprint pinned) over a raw WebSocket,
+ * then seals every command and opens every frame it receives (AEAD verified, replay window)
+ * with the same `Session` the SDK uses; on the plain relay it sends the same JSON unsealed.
+ * The SDK's per-request promise bookkeeping is skipped: publishers pipeline up to `window`
+ * unanswered publishes each (closed loop), or are paced to a fixed total rate (open loop).
+ *
+ * Payloads are 128 bytes: 12 ASCII digits of the send time in microseconds (this process's
+ * clock; every group's publisher and subscribers live in one process) and filler. Latency is
+ * publish-sent → publication-opened at a subscriber.
+ *
+ * Protocol with the parent: the config comes as JSON in argv[2]; JSON lines on stdout
+ * (`ready`, `measure`, `done` with the figures); `go` on stdin starts the run.
+ */
+import { createInitiator, type Session } from '../src/channel/index.ts';
+import { createCrypto } from '../src/crypto/index.ts';
+
+export interface LoadGroup {
+  topic: string;
+  /** Node index (into `urls`) of the publisher's connection. */
+  publisher: number;
+  /** Node index of each subscriber connection. */
+  subscribers: number[];
+}
+
+export interface LoadConfig {
+  secure: boolean;
+  /** WebSocket URL per node. */
+  urls: string[];
+  /** Server ML-DSA fingerprint per node (secure only). */
+  fingerprints: string[];
+  mode: 'relay' | 'idle';
+  groups: LoadGroup[];
+  /** Closed loop: unanswered publishes per publisher. */
+  window: number;
+  /** Open loop: total publishes per second from this process (overrides `window`). */
+  rate?: number;
+  warmupMs: number;
+  durationMs: number;
+  /** Idle mode: connections to open (spread over the nodes) and hold until stdin closes. */
+  idleCount?: number;
+  /** Handshakes in flight at once. */
+  connectConcurrency: number;
+}
+
+const RELAY_FRAME = 0x10;
+const PAYLOAD_BYTES = 128;
+const encoder = new TextEncoder();
+const t0 = performance.now();
+const micros = () => Math.round((performance.now() - t0) * 1000);
+
+// ---- latency histogram: log buckets of 1 % from 1 µs ------------------------------------------
+const LOG_STEP = Math.log(1.01);
+const BUCKETS = 2400; // up to ~2.3e10 µs
+const histogram = new Float64Array(BUCKETS);
+let measuring = false;
+function record(us: number) {
+  if (!measuring) return;
+  const b = us < 1 ? 0 : Math.min(BUCKETS - 1, Math.floor(Math.log(us) / LOG_STEP));
+  histogram[b]!++;
+}
+function percentile(p: number): number {
+  let total = 0;
+  for (let i = 0; i < BUCKETS; i++) total += histogram[i]!;
+  if (total === 0) return Number.NaN;
+  const target = total * p;
+  let seen = 0;
+  for (let i = 0; i < BUCKETS; i++) {
+    seen += histogram[i]!;
+    if (seen >= target) return Math.exp((i + 0.5) * LOG_STEP);
+  }
+  return Number.NaN;
+}
+
+// ---- payload: base64(12 digits) ‖ base64(116 filler bytes) == base64 of the 128 bytes -------------
+const filler = Buffer.alloc(PAYLOAD_BYTES - 12, 0x61).toString('base64');
+const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+const B64_INDEX = new Int16Array(128).fill(-1);
+for (let i = 0; i < 64; i++) B64_INDEX[B64.charCodeAt(i)] = i;
+function stampData(): string {
+  return Buffer.from(String(micros()).padStart(12, '0')).toString('base64') + filler;
+}
+const DATA_KEY = Buffer.from('"data":"');
+/** Reads the send time back from the UTF-8 JSON of a publication (16 base64 chars → 12 digits). */
+function sentAt(json: Buffer): number {
+  const at = json.indexOf(DATA_KEY);
+  if (at < 0) return -1;
+  let value = 0;
+  let p = at + DATA_KEY.length;
+  for (let group = 0; group < 4; group++, p += 4) {
+    const n =
+      (B64_INDEX[json[p]!]! << 18) | (B64_INDEX[json[p + 1]!]! << 12) | (B64_INDEX[json[p + 2]!]! << 6) | B64_INDEX[json[p + 3]!]!;
+    value = value * 1000 + ((n >> 16) - 48) * 100 + (((n >> 8) & 0xff) - 48) * 10 + ((n & 0xff) - 48);
+  }
+  return value;
+}
+
+// ---- connections -------------------------------------------------------------------------------
+interface Conn {
+  ws: WebSocket;
+  session: Session | null;
+  onPayload(json: Buffer): void;
+}
+
+const config = JSON.parse(process.argv[2]!) as LoadConfig;
+const crypto = config.secure ? await createCrypto({ aead: 'auto', kem: 'auto', signer: 'auto', dh: 'auto', wasmSimd: true }) : undefined;
+const errors: string[] = [];
+const error = (text: string) => {
+  if (errors.length < 20) errors.push(text);
+};
+
+function send(conn: Conn, json: string) {
+  const bytes = encoder.encode(json);
+  conn.ws.send((conn.session ? conn.session.seal(RELAY_FRAME, bytes) : bytes) as Uint8Array<ArrayBuffer>);
+}
+
+async function open(node: number, onPayload: (json: Buffer) => void): Promise<Conn> {
+  const url = config.urls[node]!;
+  const ws = new WebSocket(url);
+  ws.binaryType = 'arraybuffer';
+  const conn: Conn = { ws, session: null, onPayload };
+  await new Promise<void>((resolve, reject) => {
+    const driver = config.secure ? createInitiator({ crypto: crypto!, serverFingerprint: config.fingerprints[node] }) : undefined;
+    let done = false;
+    const finish = (e?: Error) => {
+      if (done) return;
+      done = true;
+      if (e) reject(e);
+      else resolve();
+    };
+    let chain = Promise.resolve();
+    ws.onopen = () => {
+      if (!driver) {
+        finish();
+        return;
+      }
+      chain = chain.then(async () => ws.send((await driver.writeMessage()) as Uint8Array<ArrayBuffer>)).catch((e) => finish(e));
+    };
+    ws.onmessage = (event) => {
+      const bytes = new Uint8Array(event.data as ArrayBuffer);
+      if (!driver || conn.session) {
+        deliver(conn, bytes);
+        return;
+      }
+      chain = chain
+        .then(async () => {
+          await driver.readMessage(bytes);
+          if (!driver.isComplete && driver.isMyTurn) ws.send((await driver.writeMessage()) as Uint8Array<ArrayBuffer>);
+          if (driver.isComplete) {
+            conn.session = driver.session();
+            finish();
+          }
+        })
+        .catch((e) => finish(e));
+    };
+    ws.onerror = () => finish(new Error(`WebSocket error on ${url}`));
+    ws.onclose = (event) => {
+      finish(new Error(`closed during connect: ${event.code} ${event.reason}`));
+      if (!stopping) error(`connection closed: ${event.code} ${event.reason}`);
+    };
+  });
+  return conn;
+}
+
+function deliver(conn: Conn, bytes: Uint8Array) {
+  let plaintext = bytes;
+  if (conn.session) {
+    try {
+      const opened = conn.session.open(bytes);
+      if (opened.type !== RELAY_FRAME) return;
+      plaintext = opened.plaintext;
+    } catch (e) {
+      error(`open failed: ${(e as Error).message}`);
+      return;
+    }
+  }
+  conn.onPayload(Buffer.from(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength));
+}
+
+/** Runs async tasks with at most `limit` in flight. */
+async function pool<T>(count: number, limit: number, task: (i: number) => Promise<T>): Promise<T[]> {
+  const out = new Array<T>(count);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, count) }, async () => {
+      while (next < count) {
+        const i = next++;
+        out[i] = await task(i);
+      }
+    }),
+  );
+  return out;
+}
+
+/** One request/reply outside the hot path (subscribe). */
+function request(conn: Conn, command: Record<string, unknown>): Promise<Record<string, unknown>> {
+  return new Promise((resolve) => {
+    const previous = conn.onPayload;
+    conn.onPayload = (json) => {
+      const event = JSON.parse(json.toString());
+      if (event.type !== 'reply') return;
+      conn.onPayload = previous;
+      resolve(event);
+    };
+    send(conn, JSON.stringify({ id: 0, ...command }));
+  });
+}
+
+let stopping = false;
+const out = (line: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(line)}\n`);
+const stdinLines = (async function* () {
+  let buffer = '';
+  for await (const chunk of Bun.stdin.stream()) {
+    buffer += new TextDecoder().decode(chunk);
+    let i = buffer.indexOf('\n');
+    while (i >= 0) {
+      yield buffer.slice(0, i);
+      buffer = buffer.slice(i + 1);
+      i = buffer.indexOf('\n');
+    }
+  }
+})();
+
+const connectStarted = performance.now();
+
+if (config.mode === 'idle') {
+  const count = config.idleCount ?? 0;
+  await pool(count, config.connectConcurrency, (i) => open(i % config.urls.length, () => undefined));
+  out({ phase: 'ready', connections: count, connectSeconds: (performance.now() - connectStarted) / 1000, errors });
+  // Hold until the parent says stop (or closes stdin).
+  for await (const line of stdinLines) if (line === 'stop') break;
+  stopping = true;
+  process.exit(0);
+}
+
+// ---- relay mode ------------------------------------------------------------------------------------
+let delivered = 0;
+let published = 0;
+let replies = 0;
+interface Publisher {
+  conn: Conn;
+  topic: string;
+  outstanding: number;
+  id: number;
+}
+const publishers: Publisher[] = [];
+
+const onPublication = (json: Buffer) => {
+  // `{"type":"publication"…` vs `{"type":"reply"…` (the relay writes `type` first).
+  if (json[9] !== 0x70) return;
+  delivered++;
+  const sent = sentAt(json);
+  if (sent >= 0) record(micros() - sent);
+};
+
+function publish(p: Publisher) {
+  p.outstanding++;
+  published++;
+  send(p.conn, `{"id":${p.id++},"cmd":"publish","topic":"${p.topic}","data":"${stampData()}"}`);
+}
+
+const closedLoop = !config.rate;
+const onReply = (p: Publisher) => (json: Buffer) => {
+  if (json[9] !== 0x72) return;
+  replies++;
+  p.outstanding--;
+  if (closedLoop && !stopping) publish(p);
+};
+
+// Subscribers first (subscribed before anything is published), then publishers.
+const subscriberSpecs = config.groups.flatMap((g) => g.subscribers.map((node) => ({ node, topic: g.topic })));
+await pool(subscriberSpecs.length, config.connectConcurrency, async (i) => {
+  const spec = subscriberSpecs[i]!;
+  const conn = await open(spec.node, onPublication);
+  const reply = await request(conn, { cmd: 'subscribe', topic: spec.topic });
+  if (!reply.ok) throw new Error(`subscribe refused: ${JSON.stringify(reply)}`);
+  conn.onPayload = onPublication;
+  return conn;
+});
+await pool(config.groups.length, config.connectConcurrency, async (i) => {
+  const g = config.groups[i]!;
+  const p: Publisher = { conn: undefined as unknown as Conn, topic: g.topic, outstanding: 0, id: 1 };
+  p.conn = await open(g.publisher, () => undefined);
+  p.conn.onPayload = onReply(p);
+  publishers[i] = p;
+});
+out({ phase: 'ready', connections: subscriberSpecs.length + publishers.length, connectSeconds: (performance.now() - connectStarted) / 1000 });
+for await (const line of stdinLines) if (line === 'go') break;
+
+let pacer: ReturnType<typeof setInterval> | undefined;
+if (closedLoop) {
+  for (const p of publishers) for (let i = 0; i < config.window; i++) publish(p);
+} else {
+  // Open loop: every millisecond, send what is due since the start, round-robin over publishers.
+  const start = performance.now();
+  let sent = 0;
+  let next = 0;
+  const perMs = config.rate! / 1000;
+  pacer = setInterval(() => {
+    const due = Math.floor((performance.now() - start) * perMs) - sent;
+    for (let i = 0; i < due; i++) {
+      const p = publishers[next++ % publishers.length]!;
+      // A publisher with 10,000 unanswered publishes is stuck: do not pile on (the run shows it).
+      if (p.outstanding < 10_000) publish(p);
+      sent++;
+    }
+  }, 1);
+}
+
+await Bun.sleep(config.warmupMs);
+const cpuStart = process.cpuUsage();
+const at = { delivered, published, replies, time: performance.now() };
+measuring = true;
+out({ phase: 'measure' });
+await Bun.sleep(config.durationMs);
+measuring = false;
+const seconds = (performance.now() - at.time) / 1000;
+const cpu = process.cpuUsage(cpuStart);
+const result = {
+  phase: 'done',
+  seconds,
+  delivered: delivered - at.delivered,
+  published: published - at.published,
+  replies: replies - at.replies,
+  deliveredPerSecond: (delivered - at.delivered) / seconds,
+  publishedPerSecond: (published - at.published) / seconds,
+  latencyMs: { p50: percentile(0.5) / 1000, p99: percentile(0.99) / 1000, p999: percentile(0.999) / 1000 },
+  cpu: (cpu.user + cpu.system) / 1e6 / seconds,
+  errors,
+};
+stopping = true;
+if (pacer) clearInterval(pacer);
+out(result);
+process.exit(0);

@@ -1,0 +1,395 @@
+/**
+ * End-to-end relay throughput and latency (issue 6): the real server (`ssc serve`, embedded
+ * default; and two nodes on one redis-server) against a plain Bun WebSocket relay of the same
+ * shape without encryption (`relay-plain-server.ts`), all driven by the same load generator
+ * (`relay-load.ts`) in separate processes.
+ *
+ * Shapes: 1:1 (one publisher, one subscriber per topic), fan-out 10 and fan-out 100, 128-byte
+ * payloads. For each: peak delivered messages/s (closed loop, pipelined publishes), then the
+ * latency (p50/p99/p999, publish sent → publication opened) at half of that peak (open loop).
+ * Then the RSS of idle connections. Server, Redis and load-generator CPU are reported (cores
+ * busy, 1.0 = one core) so a run bound by the load generator shows as such.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Subprocess } from 'bun';
+import { startRedis } from '../test/helpers/redis.ts';
+import { spawnServer } from '../test/helpers/server.ts';
+import type { LoadConfig, LoadGroup } from './relay-load.ts';
+import type { BenchContext, BenchResult, BenchRow, Benchmark } from './types.ts';
+
+const TICKS = 100; // USER_HZ on Linux
+
+/** utime + stime of a process, in seconds. */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / TICKS;
+  } catch {
+    return Number.NaN;
+  }
+}
+function rssKiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN);
+}
+
+interface Node {
+  url: string;
+  fingerprint: string;
+  pid: number;
+}
+interface Deployment {
+  name: string;
+  secure: boolean;
+  nodes: Node[];
+  /** Other processes whose CPU counts as server side (redis-server). */
+  helpers: number[];
+  stop(): Promise<void>;
+}
+
+const serverEnv = (extra: Record<string, string> = {}) => ({
+  SSC_LOG__LEVEL: 'info',
+  SSC_SECURITY__RATE_LIMIT__FRAMES_PER_CONNECTION: '1000000000',
+  SSC_SECURITY__RATE_LIMIT__FRAMES_PER_IDENTITY: '1000000000',
+  SSC_SECURITY__RATE_LIMIT__HANDSHAKES_PER_IP: '1000000',
+  SSC_SECURITY__RATE_LIMIT__HTTP_PER_IP: '1000000',
+  SSC_CHANNEL__MAX_CONNECTIONS: '20000',
+  ...extra,
+});
+
+async function startSecureNode(env: Record<string, string> = {}): Promise<{ node: Node; stop: () => Promise<number> }> {
+  const server = await spawnServer({ env: serverEnv(env), startTimeoutMs: 30_000 });
+  const fingerprint = String((await server.waitForLine((l) => l.msg === 'node identity loaded')).fingerprint);
+  // Drop the captured log lines as they come (a long run would keep them all).
+  const drop = setInterval(() => server.lines.splice(0), 1_000);
+  return {
+    node: { url: server.publicUrl.replace(/^http/, 'ws') + '/v1/ws', fingerprint, pid: server.proc.pid },
+    stop: async () => {
+      clearInterval(drop);
+      return await server.stop();
+    },
+  };
+}
+
+async function embedded(): Promise<Deployment> {
+  const { node, stop } = await startSecureNode();
+  return { name: 'secure embedded', secure: true, nodes: [node], helpers: [], stop: async () => void (await stop()) };
+}
+
+async function redisPair(): Promise<Deployment> {
+  const redis = await startRedis();
+  const env = { SSC_BROKER__TYPE: 'redis', SSC_BROKER__REDIS__URL: redis.url };
+  const a = await startSecureNode(env);
+  const b = await startSecureNode(env);
+  return {
+    name: 'secure 2 nodes + redis',
+    secure: true,
+    nodes: [a.node, b.node],
+    helpers: [redis.proc.pid],
+    stop: async () => {
+      await Promise.all([a.stop(), b.stop()]);
+      await redis.stop();
+    },
+  };
+}
+
+async function plain(): Promise<Deployment> {
+  const proc = Bun.spawn([process.execPath, join(import.meta.dir, 'relay-plain-server.ts')], { stdout: 'pipe', stderr: 'inherit' });
+  const reader = proc.stdout.getReader();
+  const { value } = await reader.read();
+  const line = JSON.parse(new TextDecoder().decode(value).split('\n')[0]!) as { port: number };
+  reader.releaseLock();
+  return {
+    name: 'plain Bun relay',
+    secure: false,
+    nodes: [{ url: `ws://127.0.0.1:${line.port}/`, fingerprint: '', pid: proc.pid }],
+    helpers: [],
+    stop: async () => {
+      proc.kill();
+      await proc.exited;
+    },
+  };
+}
+
+/** A load-generator process and its JSON lines. */
+function spawnLoad(config: LoadConfig) {
+  const proc = Bun.spawn([process.execPath, join(import.meta.dir, 'relay-load.ts'), JSON.stringify(config)], {
+    stdin: 'pipe',
+    stdout: 'pipe',
+    stderr: 'inherit',
+  }) as Subprocess<'pipe', 'pipe', 'inherit'>;
+  const lines: Record<string, unknown>[] = [];
+  const waiters: (() => void)[] = [];
+  (async () => {
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for await (const chunk of proc.stdout) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let i = buffer.indexOf('\n');
+      while (i >= 0) {
+        lines.push(JSON.parse(buffer.slice(0, i)));
+        buffer = buffer.slice(i + 1);
+        i = buffer.indexOf('\n');
+      }
+      for (const wake of waiters.splice(0)) wake();
+    }
+    for (const wake of waiters.splice(0)) wake();
+  })();
+  async function waitFor(phase: string, timeoutMs: number): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = lines.find((l) => l.phase === phase);
+      if (found) return found;
+      if (proc.exitCode !== null) throw new Error(`load generator exited (${proc.exitCode}) before "${phase}"`);
+      if (Date.now() > deadline) throw new Error(`load generator: no "${phase}" within ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => {
+        waiters.push(resolve);
+        setTimeout(resolve, 200);
+      });
+    }
+  }
+  return {
+    proc,
+    waitFor,
+    tell(line: string) {
+      proc.stdin.write(`${line}\n`);
+      proc.stdin.flush();
+    },
+    async stop() {
+      if (proc.exitCode === null) proc.kill();
+      await proc.exited;
+    },
+  };
+}
+
+interface Shape {
+  name: string;
+  fanout: number;
+  groups: number;
+  window: number;
+}
+
+interface LoadResult {
+  deliveredPerSecond: number;
+  publishedPerSecond: number;
+  latencyMs: { p50: number; p99: number; p999: number };
+  serverCpu: number;
+  loadCpu: number;
+  errors: string[];
+}
+
+/** Runs one shape on one deployment with `loadgens` processes (groups split among them). */
+async function runShape(
+  deployment: Deployment,
+  shape: Shape,
+  options: { loadgens: number; warmupMs: number; durationMs: number; rate?: number },
+): Promise<LoadResult> {
+  const nodes = deployment.nodes.length;
+  const groups: LoadGroup[] = Array.from({ length: shape.groups }, (_, g) => ({
+    topic: `public:bench-${shape.fanout}-${g}-${Math.random().toString(36).slice(2, 8)}`,
+    publisher: g % nodes,
+    subscribers: Array.from({ length: shape.fanout }, (_, s) => (g + s + 1) % nodes),
+  }));
+  const count = Math.min(options.loadgens, groups.length);
+  const procs = Array.from({ length: count }, (_, i) =>
+    spawnLoad({
+      secure: deployment.secure,
+      urls: deployment.nodes.map((n) => n.url),
+      fingerprints: deployment.nodes.map((n) => n.fingerprint),
+      mode: 'relay',
+      groups: groups.filter((_, g) => g % count === i),
+      window: shape.window,
+      rate: options.rate ? options.rate / count : undefined,
+      warmupMs: options.warmupMs,
+      durationMs: options.durationMs,
+      connectConcurrency: 32,
+    }),
+  );
+  try {
+    await Promise.all(procs.map((p) => p.waitFor('ready', 120_000)));
+    for (const p of procs) p.tell('go');
+    await Promise.all(procs.map((p) => p.waitFor('measure', 60_000)));
+    const pids = [...deployment.nodes.map((n) => n.pid), ...deployment.helpers];
+    const started = performance.now();
+    const cpu0 = pids.map(cpuSeconds);
+    const done = await Promise.all(procs.map((p) => p.waitFor('done', options.durationMs + 60_000)));
+    const seconds = (performance.now() - started) / 1000;
+    const cpu1 = pids.map(cpuSeconds);
+    const serverCpu = cpu1.reduce((sum, c, i) => sum + (c - cpu0[i]!), 0) / seconds;
+    type Done = { deliveredPerSecond: number; publishedPerSecond: number; latencyMs: LoadResult['latencyMs']; cpu: number; errors: string[] };
+    const results = done as unknown as Done[];
+    // Latency percentiles of several generators: the worst of each (conservative).
+    return {
+      deliveredPerSecond: results.reduce((s, r) => s + r.deliveredPerSecond, 0),
+      publishedPerSecond: results.reduce((s, r) => s + r.publishedPerSecond, 0),
+      latencyMs: {
+        p50: Math.max(...results.map((r) => r.latencyMs.p50)),
+        p99: Math.max(...results.map((r) => r.latencyMs.p99)),
+        p999: Math.max(...results.map((r) => r.latencyMs.p999)),
+      },
+      serverCpu,
+      loadCpu: results.reduce((s, r) => s + r.cpu, 0),
+      errors: results.flatMap((r) => r.errors),
+    };
+  } finally {
+    await Promise.all(procs.map((p) => p.stop()));
+  }
+}
+
+/** RSS per idle connection: `count` connections held open after a warm-up of `warm`. */
+async function idleRss(deployment: Deployment, count: number, warm: number): Promise<{ kib: number; connectSeconds: number }> {
+  const pid = deployment.nodes[0]!.pid;
+  const base = {
+    secure: deployment.secure,
+    urls: [deployment.nodes[0]!.url],
+    fingerprints: [deployment.nodes[0]!.fingerprint],
+    mode: 'idle' as const,
+    groups: [],
+    window: 0,
+    warmupMs: 0,
+    durationMs: 0,
+    connectConcurrency: 64,
+  };
+  const warmup = spawnLoad({ ...base, idleCount: warm });
+  const loaders: ReturnType<typeof spawnLoad>[] = [warmup];
+  try {
+    await warmup.waitFor('ready', 120_000);
+    await Bun.sleep(1_500);
+    const before = rssKiB(pid);
+    const held = spawnLoad({ ...base, idleCount: count });
+    loaders.push(held);
+    const ready = await held.waitFor('ready', 300_000);
+    await Bun.sleep(3_000);
+    const after = rssKiB(pid);
+    return { kib: (after - before) / count, connectSeconds: Number(ready.connectSeconds) };
+  } finally {
+    for (const l of loaders) l.tell('stop');
+    await Promise.all(loaders.map((l) => l.stop()));
+  }
+}
+
+const round = (n: number, digits = 2) => Number(n.toFixed(digits));
+
+const bench: Benchmark = {
+  name: 'relay',
+  description: 'secure relay (embedded, 2 nodes + Redis) vs a plain Bun WebSocket relay: delivered msgs/s, latency at half load, RSS per idle connection',
+  async run(ctx: BenchContext): Promise<BenchResult> {
+    const quick = ctx.quick;
+    const loadgens = Number(process.env.BENCH_RELAY_LOADGENS ?? 1);
+    const durationMs = quick ? 1_500 : 5_000;
+    const warmupMs = quick ? 700 : 2_000;
+    const idleCount = Number(process.env.BENCH_RELAY_IDLE ?? (quick ? 1_000 : 5_000));
+    const only = process.env.BENCH_RELAY_ONLY?.split(',');
+    const shapes: Shape[] = [
+      { name: '1:1', fanout: 1, groups: quick ? 16 : 32, window: 32 },
+      { name: 'fan-out 10', fanout: 10, groups: quick ? 4 : 8, window: 32 },
+      { name: 'fan-out 100', fanout: 100, groups: 2, window: 32 },
+    ].filter((s) => !only || only.includes(s.name));
+    const deployments: (() => Promise<Deployment>)[] = [plain, embedded];
+    if (process.env.BENCH_RELAY_REDIS !== '0') deployments.push(redisPair);
+
+    const rows: BenchRow[] = [];
+    const peak = new Map<string, LoadResult>();
+    const half = new Map<string, LoadResult>();
+    for (const start of deployments) {
+      const deployment = await start();
+      ctx.log(`${deployment.name}: ${deployment.nodes.map((n) => n.url).join(', ')}`);
+      try {
+        for (const shape of shapes) {
+          const top = await runShape(deployment, shape, { loadgens, warmupMs, durationMs });
+          ctx.log(
+            `${deployment.name} ${shape.name} peak: ${Math.round(top.deliveredPerSecond)} delivered/s, server ${round(top.serverCpu)} cores, load ${round(top.loadCpu)}${top.errors.length ? `, errors: ${top.errors.join('; ')}` : ''}`,
+          );
+          const paced = await runShape(deployment, shape, { loadgens, warmupMs, durationMs, rate: top.publishedPerSecond / 2 });
+          ctx.log(`${deployment.name} ${shape.name} half: p99 ${round(paced.latencyMs.p99)} ms`);
+          peak.set(`${deployment.name}/${shape.name}`, top);
+          half.set(`${deployment.name}/${shape.name}`, paced);
+        }
+      } finally {
+        await deployment.stop();
+      }
+    }
+
+    const plainName = 'plain Bun relay';
+    for (const shape of shapes) {
+      const base = peak.get(`${plainName}/${shape.name}`)!;
+      for (const name of [plainName, 'secure embedded', 'secure 2 nodes + redis']) {
+        const top = peak.get(`${name}/${shape.name}`);
+        const paced = half.get(`${name}/${shape.name}`);
+        if (!top || !paced) continue;
+        rows.push({
+          shape: shape.name,
+          relay: name,
+          'delivered/s': Math.round(top.deliveredPerSecond),
+          'vs plain': round(top.deliveredPerSecond / base.deliveredPerSecond),
+          'server CPU': round(top.serverCpu),
+          'loadgen CPU': round(top.loadCpu),
+          'p50 ms @½': round(paced.latencyMs.p50, 3),
+          'p99 ms @½': round(paced.latencyMs.p99, 3),
+          'p999 ms @½': round(paced.latencyMs.p999, 3),
+          'p99 ms @peak': round(top.latencyMs.p99, 2),
+        });
+      }
+    }
+
+    // Idle connections.
+    const rss: Record<string, number> = {};
+    for (const start of [plain, embedded]) {
+      const deployment = await start();
+      try {
+        const { kib, connectSeconds } = await idleRss(deployment, idleCount, quick ? 100 : 200);
+        rss[deployment.name] = kib;
+        ctx.log(`${deployment.name}: ${idleCount} idle connections in ${round(connectSeconds, 1)} s, ${round(kib)} KiB RSS each`);
+        rows.push({ shape: `idle ×${idleCount}`, relay: deployment.name, 'KiB RSS/conn': round(kib, 1) });
+      } finally {
+        await deployment.stop();
+      }
+    }
+
+    const get = (name: string, shape: string) => peak.get(`${name}/${shape}`);
+    const ratio = (shape: string, name = 'secure embedded') => {
+      const s = get(name, shape);
+      const p = get(plainName, shape);
+      return s && p ? round(s.deliveredPerSecond / p.deliveredPerSecond) : Number.NaN;
+    };
+    const oneToOne = get('secure embedded', '1:1');
+    const fan10 = get('secure embedded', 'fan-out 10');
+    const p99s = [...half.entries()].filter(([k]) => k.startsWith('secure')).map(([, r]) => r.latencyMs.p99);
+    const redisRatios = shapes.map((s) => {
+      const r = get('secure 2 nodes + redis', s.name);
+      const e = get('secure embedded', s.name);
+      return r && e ? r.deliveredPerSecond / e.deliveredPerSecond : Number.NaN;
+    });
+    const summary: Record<string, string | number | boolean> = {
+      'secure/plain 1:1': ratio('1:1'),
+      'secure/plain fan-out 10': ratio('fan-out 10'),
+      'secure/plain fan-out 100': ratio('fan-out 100'),
+      'redis/embedded (min over shapes)': round(Math.min(...redisRatios)),
+      'target 1:1 ≥ 100k msgs/s': oneToOne ? oneToOne.deliveredPerSecond >= 100_000 : false,
+      'target 1:1 secure/plain ≥ 0.7': ratio('1:1') >= 0.7,
+      'target fan-out 10 ≥ 400k deliveries/s': fan10 ? fan10.deliveredPerSecond >= 400_000 : false,
+      'target fan-out 10 secure/plain ≥ 0.5': ratio('fan-out 10') >= 0.5,
+      'target p99 < 10 ms at half load (secure, all shapes)': p99s.length > 0 && p99s.every((p) => p < 10),
+      'target ≤ 8 KiB RSS per idle secure connection': (rss['secure embedded'] ?? Number.POSITIVE_INFINITY) <= 8,
+      'target redis ≥ 0.5× embedded': redisRatios.every((r) => r >= 0.5),
+      loadgens,
+      'load average at end': (await Bun.file('/proc/loadavg').text()).split(' ').slice(0, 3).join(' '),
+    };
+    return {
+      rows,
+      summary,
+      notes: [
+        'delivered/s counts publications opened by subscribers (fan-out N: N deliveries per publish); peak = closed loop, each publisher keeps 32 publishes unanswered',
+        '@½ = open loop at half of that deployment\'s peak publish rate; latency = publish sent → publication opened, one clock (publisher and subscribers share a load-generator process)',
+        'CPU in cores (1.0 = one core busy) over the measured window; server CPU includes redis-server for the Redis set-up; this box has 2 cores shared by servers and load generators',
+        'plain baseline: Bun.serve WebSocket relay speaking the same JSON without encryption, store or validation; fan-out with one server.publish per message (uWS topic)',
+        'secure: real `ssc serve`, hybrid XXhfs handshake per connection, every command sealed and every frame opened (WASM ChaCha20-Poly1305), history appended to SQLite (embedded) or Redis streams',
+        `RSS per idle connection = (RSS after ${idleCount} more connections − RSS before) / ${idleCount}, 3 s after the last handshake`,
+      ],
+    };
+  },
+};
+
+export default bench;
