@@ -121,7 +121,7 @@ export interface Relay {
   session(id: string): RelaySession | undefined;
   /** Live nodes of the cluster (heartbeats). */
   peers(): Promise<NodeInfo[]>;
-  stats(): { connections: number; topics: number; identities: number };
+  stats(): { connections: number; topics: number; identities: number; resyncs: number };
   /** Sends this node's heartbeat and refreshes its presence entries now. */
   heartbeat(): Promise<void>;
   /** Detaches every session and stops the heartbeat; broker and store stay open (the caller owns them). */
@@ -151,7 +151,7 @@ interface SessionState extends RelaySession {
   joinedAt: number;
   /** Ordering chain: publish/send are issued to the store in command order. */
   tail: Promise<unknown>;
-  dm: { live: boolean; skipUpTo: number; arrivedDuringLoad: boolean; drained?: () => void };
+  dm: { live: boolean; skipUpTo: number; lastDelivered: number; arrivedDuringLoad: boolean; drained?: () => void };
 }
 
 const eventBytes = (event: RelayEvent) =>
@@ -205,6 +205,11 @@ export function createRelay(options: RelayOptions): Relay {
   const identities = new Map<string, Set<SessionState>>();
   /** Pending broker (un)subscriptions per channel, so they apply in order. */
   const channelOps = new Map<string, Promise<void>>();
+  /** topic → newest publication handed to this node's live subscribers (resync starts after it). */
+  const topicHigh = new Map<string, { epoch: string; offset: number }>();
+  /** Topics being resynced → live publications held meanwhile. */
+  const resyncing = new Map<string, Publication[]>();
+  let resyncs = 0;
   let closed = false;
 
   // ---- delivery ----------------------------------------------------------------------------
@@ -269,6 +274,10 @@ export function createRelay(options: RelayOptions): Relay {
   function onPublication(topic: string, publication: Publication) {
     const subscribers = topics.get(topic);
     if (!subscribers || subscribers.size === 0) return;
+    const high = topicHigh.get(topic);
+    if (!high || high.epoch !== publication.epoch || publication.offset > high.offset) {
+      topicHigh.set(topic, { epoch: publication.epoch, offset: publication.offset });
+    }
     const event: PublicationEvent = {
       type: 'publication',
       topic,
@@ -320,6 +329,7 @@ export function createRelay(options: RelayOptions): Relay {
         }
         // Already delivered from the backlog. (Later live messages are unique: no further check.)
         if (message.id <= session.dm.skipUpTo) continue;
+        if (message.id > session.dm.lastDelivered) session.dm.lastDelivered = message.id;
         send(session, event);
         delivered++;
       }
@@ -336,7 +346,9 @@ export function createRelay(options: RelayOptions): Relay {
     // A node the cluster view does not trust: its live traffic is not delivered here.
     if (trustNode && envelope.node && envelope.node !== nodeId && !trustNode(envelope.node, 'envelope')) return;
     try {
-      if (envelope.kind === 'publication') onPublication(envelope.publication.topic, envelope.publication);
+      if (envelope.kind === 'publication' && resyncing.has(envelope.publication.topic)) {
+        resyncing.get(envelope.publication.topic)!.push(envelope.publication);
+      } else if (envelope.kind === 'publication') onPublication(envelope.publication.topic, envelope.publication);
       else if (envelope.kind === 'direct') onDirect(envelope.message.to, envelope.message);
     } catch (error) {
       logger?.error({ err: (error as Error).message }, 'broker message handling failed');
@@ -378,19 +390,44 @@ export function createRelay(options: RelayOptions): Relay {
     }
   }
 
+  function leaveTopic(topic: string, session: SessionState) {
+    leaveLocal(topics, topic, topicChannel(topic), session);
+    if (!topics.has(topic)) topicHigh.delete(topic);
+  }
+
   // ---- direct-message backlog ----------------------------------------------------------------
 
-  async function replayBacklog(session: SessionState) {
-    let cursor = 0;
+  /**
+   * Delivers the identity's pending direct messages after `from`, page by page (waiting for drain
+   * when backpressured), until a read saw no live arrival; then live delivery takes over.
+   */
+  async function replayBacklog(session: SessionState, from = 0, join = true) {
+    let cursor = from;
     session.dm.live = false;
+    let attempt = 0;
     try {
-      await joinLocal(identities, session.identity, identityChannel(session.identity), session);
+      if (join) await joinLocal(identities, session.identity, identityChannel(session.identity), session);
       for (;;) {
+        if (!join) {
+          // A resync: the store may still be recovering (breaker half-open). Live messages are
+          // held in the store meanwhile, so retry with backoff rather than drop the connection.
+          try {
+            await store.pendingCount(session.identity);
+            attempt = 0;
+          } catch (error) {
+            if (session.closed || closed) return;
+            attempt++;
+            logger?.debug({ err: (error as Error).message, attempt }, 'direct-message resync waits for the store');
+            await Bun.sleep(Math.min(250 * 2 ** attempt, 5_000));
+            continue;
+          }
+        }
         session.dm.arrivedDuringLoad = false;
         const page = await store.pending(session.identity, cursor, backlogPage);
         if (session.closed) return;
         if (page.length > 0) {
           cursor = page[page.length - 1].id;
+          if (cursor > session.dm.lastDelivered) session.dm.lastDelivered = cursor;
           send(session, page.map(messageEvent));
           count.outDirect?.inc(page.length);
         }
@@ -412,6 +449,61 @@ export function createRelay(options: RelayOptions): Relay {
       conn.close(1011, 'relay store unavailable');
     }
   }
+
+  // ---- resync after a broker reconnect -----------------------------------------------------
+
+  /**
+   * The broker lost and restored its subscriptions: live envelopes of the gap are gone, but
+   * everything is in the store. Topics: read history after the node's high-water mark and hand
+   * it to live subscribers (live arrivals meanwhile are held, then deduplicated). Direct
+   * messages: replay each connection's queue after the last id it was given.
+   */
+  async function resync() {
+    if (closed) return;
+    resyncs++;
+    for (const session of sessions.values()) {
+      if (session.dm.live) void replayBacklog(session, session.dm.lastDelivered, false);
+    }
+    await Promise.allSettled([...topics.keys()].map((topic) => resyncTopic(topic)));
+  }
+
+  async function resyncTopic(topic: string) {
+    const high = topicHigh.get(topic);
+    if (!high || resyncing.has(topic)) return;
+    resyncing.set(topic, []);
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const page = await store.readSince(topic, high.offset, {
+            limit: historyLimits.maxCount,
+            maxCount: historyLimits.maxCount,
+            maxAgeMs: historyLimits.maxAgeMs,
+            now: now(),
+          });
+          if (page.position.epoch === high.epoch) {
+            for (const publication of page.publications) onPublication(topic, publication);
+          }
+          break;
+        } catch (error) {
+          // Live publications are held meanwhile; give up after ~10 s and let live delivery go on.
+          if (attempt >= 6 || closed) {
+            logger?.warn({ err: (error as Error).message, topic }, 'topic resync failed; live delivery continues');
+            break;
+          }
+          await Bun.sleep(Math.min(250 * 2 ** attempt, 4_000));
+        }
+      }
+    } finally {
+      const held = resyncing.get(topic) ?? [];
+      resyncing.delete(topic);
+      for (const publication of held) {
+        const seen = topicHigh.get(topic);
+        if (seen && seen.epoch === publication.epoch && publication.offset <= seen.offset) continue;
+        onPublication(topic, publication);
+      }
+    }
+  }
+  broker.onReconnect?.(() => void resync());
 
   // ---- authorisation -----------------------------------------------------------------------
 
@@ -531,12 +623,13 @@ export function createRelay(options: RelayOptions): Relay {
           }
           sub.buffer = [];
           sub.live = true;
+          if (!topicHigh.has(topic)) topicHigh.set(topic, { epoch: sub.epoch, offset: sub.skipUpTo });
         },
       };
     } catch (error) {
       if (session.subs.get(topic) === sub) {
         session.subs.delete(topic);
-        leaveLocal(topics, topic, topicChannel(topic), session);
+        leaveTopic(topic, session);
       }
       throw error;
     }
@@ -544,7 +637,7 @@ export function createRelay(options: RelayOptions): Relay {
 
   async function unsubscribe(session: SessionState, topic: string) {
     if (!session.subs.delete(topic)) throw new RelayError('not_subscribed', `not subscribed to ${topic}`);
-    leaveLocal(topics, topic, topicChannel(topic), session);
+    leaveTopic(topic, session);
     await broker.presenceLeave(topic, nodeId, [session.id]);
     return { topic };
   }
@@ -725,7 +818,7 @@ export function createRelay(options: RelayOptions): Relay {
     session.dm.drained?.();
     const subscribed = [...session.subs.keys()];
     session.subs.clear();
-    for (const topic of subscribed) leaveLocal(topics, topic, topicChannel(topic), session);
+    for (const topic of subscribed) leaveTopic(topic, session);
     leaveLocal(identities, session.identity, identityChannel(session.identity), session);
     await Promise.allSettled(subscribed.map((topic) => broker.presenceLeave(topic, nodeId, [session.id])));
   }
@@ -745,7 +838,7 @@ export function createRelay(options: RelayOptions): Relay {
       closed: false,
       joinedAt: now(),
       tail: Promise.resolve(),
-      dm: { live: false, skipUpTo: 0, arrivedDuringLoad: false },
+      dm: { live: false, skipUpTo: 0, lastDelivered: 0, arrivedDuringLoad: false },
       handle: (input) => handle(session, input),
       drain() {
         session.blocked = false;
@@ -805,7 +898,7 @@ export function createRelay(options: RelayOptions): Relay {
     },
     session: (id) => sessions.get(id),
     peers: () => broker.peers(),
-    stats: () => ({ connections: sessions.size, topics: topics.size, identities: identities.size }),
+    stats: () => ({ connections: sessions.size, topics: topics.size, identities: identities.size, resyncs }),
     heartbeat,
     async close() {
       clearInterval(timer);

@@ -262,6 +262,22 @@ export async function createRedisBackends(options: RedisBackendOptions): Promise
   };
   subscriber.on(sharded ? 'smessage' : 'message', onMessage);
 
+  // After a reconnect ioredis resubscribes (autoResubscribe) right after 'ready'; a PING queued
+  // behind those commands answers once they are in effect, and then the relay resyncs.
+  const reconnectListeners: Array<() => void> = [];
+  // Registered after the first connection, so every 'ready' seen here is a reconnect.
+  subscriber.on('ready', () => {
+    setImmediate(() => {
+      subscriber.ping().then(
+        () => {
+          logger?.info('redis subscriber restored; resyncing from the store');
+          for (const listener of reconnectListeners) listener();
+        },
+        (error) => logger?.warn({ err: (error as Error).message }, 'redis subscriber ping after reconnect failed'),
+      );
+    });
+  });
+
   const presenceKeys = (topic: string) => [`${P}presence:{${topic}}`, `${P}presence-exp:{${topic}}`];
   const nodeKeys = [`${P}nodes`, `${P}nodes-exp`];
 
@@ -333,6 +349,9 @@ export async function createRedisBackends(options: RedisBackendOptions): Promise
         const values = await client.sscLive(nodeKeys[0], nodeKeys[1], now());
         return values.map((v) => JSON.parse(v) as NodeInfo).sort((a, b) => a.nodeId.localeCompare(b.nodeId));
       });
+    },
+    onReconnect(listener) {
+      reconnectListeners.push(listener);
     },
     health: () => health('broker'),
     async close() {

@@ -220,6 +220,13 @@ export interface Broker {
   /** Nodes with a live heartbeat (this one included). */
   peers(): Promise<NodeInfo[]>;
 
+  /**
+   * Registers a listener called after the broker lost its subscription connection and restored
+   * it: live envelopes may have been missed meanwhile, so the relay fills the gap from the store.
+   * Brokers that cannot lose messages this way (memory) may omit it.
+   */
+  onReconnect?(listener: () => void): void;
+
   health(): Promise<BackendHealth>;
   close(): Promise<void>;
 }
