@@ -23,7 +23,10 @@ import { decodePayload, encodePayload, type HandshakePayload } from './payload.t
 import { assertProtocolAllowed, DEFAULT_PROTOCOL, PROTOCOLS, prologueFor, protocolId, WIRE_VERSION } from './protocols.ts';
 import { Session, type SessionOptions } from './session.ts';
 
-/** The primitives a channel needs; `CryptoSuite` from `src/crypto` satisfies it. */
+/**
+ * The primitives a channel needs; `CryptoSuite` from `src/crypto` satisfies it. When it has a
+ * `kemAsync` (Bun's native ML-KEM-768), the drivers use it for the handshake's KEM operations.
+ */
 export interface ChannelCrypto extends NoisePrimitives {
   kem: Kem;
   signer: Signer;
@@ -272,7 +275,7 @@ class Initiator extends Driver {
     // The client's last message (the last even index) carries its credentials.
     const count = hs.protocol.pattern.messages.length;
     const last = hs.messageIndex === (count % 2 === 1 ? count - 1 : count - 2);
-    const message = hs.writeMessage((h) => {
+    const message = await hs.writeMessageAsync((h) => {
       let p: HandshakePayload = { app };
       if (last) p = this.finalPayload(hs, h, app);
       if (first && this.opts.qkd) p.keyId = this.opts.qkd.keyId;
@@ -284,7 +287,7 @@ class Initiator extends Driver {
 
   protected async doRead(message: Uint8Array): Promise<void> {
     const hs = this.hs as HandshakeState;
-    const raw = hs.readMessage(message);
+    const raw = await hs.readMessageAsync(message);
     // Authenticated from here on: anything wrong is the peer's doing and ends the handshake.
     this.policyFailure = true;
     const payload = decodePayload(raw);
@@ -331,7 +334,7 @@ class Responder extends Driver {
 
   protected async doWrite(app: Uint8Array | undefined): Promise<Uint8Array> {
     const hs = this.hs as HandshakeState;
-    return hs.writeMessage((h) => {
+    return hs.writeMessageAsync((h) => {
       const p: HandshakePayload = { app };
       if (hs.messageIndex === 1) {
         p.identityKey = this.opts.identity.publicKey;
@@ -354,7 +357,7 @@ class Responder extends Driver {
       this.policyFailure = false;
       // A fresh Noise state per attempt: a bad first message leaves nothing behind.
       const fresh = this.noise(name, false, { s: this.opts.staticKey });
-      const raw = fresh.readMessage(message.subarray(2));
+      const raw = await fresh.readMessageAsync(message.subarray(2));
       this.policyFailure = true;
       payload = decodePayload(raw);
       if (fresh.protocol.pattern.psk) {
@@ -374,7 +377,7 @@ class Responder extends Driver {
       this.policyFailure = false;
       this.hs = hs = fresh;
     } else {
-      const raw = hs.readMessage(message);
+      const raw = await hs.readMessageAsync(message);
       this.policyFailure = true;
       payload = decodePayload(raw);
     }

@@ -23,7 +23,8 @@ export {
 export {
   createMemoryPinStore,
   fingerprintOf,
-  IDENTITY_CONTEXT,
+  IDENTITY_LABEL,
+  identityMessage,
   type IdentityKeyPair,
   isFingerprint,
   type PinStore,

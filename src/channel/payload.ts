@@ -8,7 +8,7 @@ import { ChannelError } from './errors.ts';
 export const PayloadTag = {
   /** ML-DSA-65 public key, 1952 bytes. */
   IDENTITY_KEY: 0x01,
-  /** ML-DSA-65 signature over (handshake hash || Noise static key), 3309 bytes. */
+  /** ML-DSA-65 signature over (role label || handshake hash || Noise static key), 3309 bytes; see identity.ts. */
   IDENTITY_SIG: 0x02,
   /** Bearer token, UTF-8, 1–1024 bytes. */
   TOKEN: 0x03,

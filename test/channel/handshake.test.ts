@@ -5,6 +5,8 @@ import {
   createMemoryPinStore,
   createResponder,
   DEFAULT_PROTOCOL,
+  IDENTITY_LABEL,
+  identityMessage,
   isProtocolAllowed,
   PROTOCOLS,
   responderPolicyFromConfig,
@@ -271,5 +273,108 @@ describe('timeouts and misuse', () => {
     await expectCode(s.writeMessage(), 'HANDSHAKE_FAILED');
     await runHandshake(c, s);
     expect(c.isComplete).toBe(true);
+  });
+});
+
+describe('identity signatures use an empty FIPS 204 context (native ML-DSA)', () => {
+  const spySigner = (suite: TestSuite, contexts: (Uint8Array | undefined)[]) => ({
+    ...suite,
+    signer: {
+      ...suite.signer,
+      sign: (m: Uint8Array, sk: Uint8Array, ctx?: Uint8Array) => {
+        contexts.push(ctx);
+        return suite.signer.sign(m, sk, ctx);
+      },
+      verify: (sig: Uint8Array, m: Uint8Array, pk: Uint8Array, ctx?: Uint8Array) => {
+        contexts.push(ctx);
+        return suite.signer.verify(sig, m, pk, ctx);
+      },
+    },
+  });
+
+  test('both roles sign and verify label || h || s with no context', async () => {
+    const contexts: (Uint8Array | undefined)[] = [];
+    const suite = spySigner(noble, contexts);
+    const client = makeClientIdentity(noble);
+    await connect(suite, suite, { identity: client.identity }, { clientAuth: 'mutual' });
+    expect(contexts.length).toBe(4); // server sign, client verify, client sign, server verify
+    for (const ctx of contexts) expect(ctx?.length ?? 0).toBe(0);
+  });
+
+  test('the message starts with the role label, so a signature of one role never verifies as the other', () => {
+    const h = new Uint8Array(32).fill(5);
+    const s = new Uint8Array(32).fill(6);
+    const server = identityMessage('server', h, s);
+    expect(server[0]).toBe(IDENTITY_LABEL.server.length);
+    expect(server.subarray(1, 1 + IDENTITY_LABEL.server.length)).toEqual(IDENTITY_LABEL.server);
+    expect(server.length).toBe(1 + 21 + 32 + 32);
+    expect(identityMessage('client', h, null).length).toBe(1 + 21 + 32);
+    const keys = makeServer(noble);
+    const sig = noble.signer.sign(server, keys.identity.secretKey);
+    expect(noble.signer.verify(sig, server, keys.identity.publicKey)).toBe(true);
+    expect(noble.signer.verify(sig, identityMessage('client', h, s), keys.identity.publicKey)).toBe(false);
+  });
+});
+
+describe('async native ML-KEM (kemAsync)', () => {
+  const native = backendMixes().find((m) => m.label === 'native+wasm') as TestSuite;
+  /** The native mix with its sync KEM made unusable and its async KEM counted. */
+  const asyncOnly = (counts: Record<string, number>): TestSuite => ({
+    ...native,
+    label: 'native-async-kem-only',
+    kem: {
+      ...native.kem,
+      generateKeyPair: () => {
+        throw new Error('sync KEM used');
+      },
+      encapsulate: () => {
+        throw new Error('sync KEM used');
+      },
+      decapsulate: () => {
+        throw new Error('sync KEM used');
+      },
+    } as TestSuite['kem'],
+    kemAsync: {
+      ...(native.kemAsync as NonNullable<TestSuite['kemAsync']>),
+      generateKeyPair: (seed?: Uint8Array) => {
+        counts.keygen = (counts.keygen ?? 0) + 1;
+        return (native.kemAsync as NonNullable<TestSuite['kemAsync']>).generateKeyPair(seed);
+      },
+      encapsulate: (pk: Uint8Array) => {
+        counts.encapsulate = (counts.encapsulate ?? 0) + 1;
+        return (native.kemAsync as NonNullable<TestSuite['kemAsync']>).encapsulate(pk);
+      },
+      decapsulate: (ct: Uint8Array, sk: Uint8Array) => {
+        counts.decapsulate = (counts.decapsulate ?? 0) + 1;
+        return (native.kemAsync as NonNullable<TestSuite['kemAsync']>).decapsulate(ct, sk);
+      },
+    },
+  });
+
+  for (const protocol of [DEFAULT_PROTOCOL, NK]) {
+    test(`${protocol}: a native server encapsulates with kemAsync to a noble client, and back`, async () => {
+      const server: Record<string, number> = {};
+      const a = await connect(noble, asyncOnly(server), { protocol });
+      expect(server).toEqual({ encapsulate: 1 });
+      exchange(a.client.session(), a.server.session());
+      const client: Record<string, number> = {};
+      const b = await connect(asyncOnly(client), noble, { protocol });
+      expect(client).toEqual({ keygen: 1, decapsulate: 1 });
+      exchange(b.client.session(), b.server.session());
+    });
+  }
+
+  test('the synchronous Noise API refuses to decapsulate for an e1 made by the async KEM', async () => {
+    const { HandshakeState, resolveProtocol } = await import('../../src/channel/index.ts');
+    const counts: Record<string, number> = {};
+    const suite = asyncOnly(counts);
+    const i = new HandshakeState({ protocol: resolveProtocol(DEFAULT_PROTOCOL, suite), initiator: true, s: suite.dh.generateKeyPair() });
+    const r = new HandshakeState({ protocol: resolveProtocol(DEFAULT_PROTOCOL, noble), initiator: false, s: noble.dh.generateKeyPair() });
+    r.readMessage(await i.writeMessageAsync());
+    const m2 = r.writeMessage();
+    expect(() => i.readMessage(m2)).toThrow(/readMessageAsync/);
+    await i.readMessageAsync(m2); // the failed sync read left the state untouched
+    r.readMessage(i.writeMessage());
+    expect(i.handshakeHash()).toEqual(r.handshakeHash());
   });
 });

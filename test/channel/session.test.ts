@@ -55,7 +55,10 @@ describe('replay window (RFC 6479)', () => {
     const seen = new Set<number>();
     let top = -1;
     let seed = 7;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff), seed);
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed;
+    };
     for (let i = 0; i < 20_000; i++) {
       const c = Math.max(0, top + (rand() % 3000) - 2500);
       const expected = c > top ? 'ok' : top - c >= 2048 ? 'too-old' : seen.has(c) ? 'duplicate' : 'ok';
@@ -183,7 +186,7 @@ describe('sessions', () => {
     const pairs = Array.from({ length: 5 }, () => pair({ rekeyMessages: 2 }));
     for (let round = 0; round < 3; round++) {
       const frames = sealMany(batch, pairs.map(({ a }) => ({ session: a, type: 0x30, plaintext: text(`r${round}`) })));
-      frames.forEach((f, i) => expect(str(pairs[i].b.open(f).plaintext)).toBe(`r${round}`));
+      for (const [i, f] of frames.entries()) expect(str(pairs[i].b.open(f).plaintext)).toBe(`r${round}`);
     }
     expect(calls).toBe(3);
   });
@@ -221,7 +224,7 @@ describe('fan-out with the WASM batch AEAD', () => {
     const pairs = Array.from({ length: 20 }, (_, i) => mk(i + 1));
     for (let round = 0; round < 6; round++) {
       const frames = sealMany(wasm, pairs.map(({ a }) => ({ session: a, type: 0x40, plaintext: text(`round ${round}`) })));
-      frames.forEach((f, i) => expect(str(pairs[i].b.open(f).plaintext)).toBe(`round ${round}`));
+      for (const [i, f] of frames.entries()) expect(str(pairs[i].b.open(f).plaintext)).toBe(`round ${round}`);
     }
   });
 });

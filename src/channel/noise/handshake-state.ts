@@ -3,8 +3,15 @@
  * are transactional: a message that fails to parse or decrypt leaves the state exactly as it
  * was, so a forged message injected into a stream cannot kill a handshake in progress. Every
  * failure is a `ChannelError`.
+ *
+ * Token processing is written once, as generators that yield their KEM operations: the
+ * synchronous `readMessage`/`writeMessage` answer them with the protocol's `Kem` (noble-only
+ * suites, the cacophony vectors), `readMessageAsync`/`writeMessageAsync` with its `AsyncKem`
+ * when it has one (Bun's native ML-KEM-768 exists only as async WebCrypto; it is ~70× faster
+ * than noble). One handshake uses one KEM for key generation and decapsulation alike, since the
+ * two backends keep the decapsulation key in different forms (64-byte seed vs 2400-byte dk).
  */
-import type { Kem } from '../../crypto/types.ts';
+import type { AsyncKem, Kem } from '../../crypto/types.ts';
 import { concatBytes, EMPTY, utf8 } from '../bytes.ts';
 import { ChannelError, isChannelError } from '../errors.ts';
 import type { CipherState } from './cipher-state.ts';
@@ -42,6 +49,25 @@ export interface HandshakeStateOptions {
 /** What a payload writer sees: the handshake hash after the message's tokens, before the payload. */
 export type PayloadWriter = Uint8Array | ((handshakeHash: Uint8Array, state: HandshakeState) => Uint8Array);
 
+/** A KEM operation a token step needs; answered by `Kem` or `AsyncKem`. */
+type KemRequest =
+  | { op: 'keygen' }
+  | { op: 'encapsulate'; publicKey: Uint8Array }
+  | { op: 'decapsulate'; ciphertext: Uint8Array; secretKey: Uint8Array };
+type Steps<T> = Generator<KemRequest, T, unknown>;
+
+function answerSync(kem: Kem, request: KemRequest): unknown {
+  if (request.op === 'keygen') return kem.generateKeyPair();
+  if (request.op === 'encapsulate') return kem.encapsulate(request.publicKey);
+  return kem.decapsulate(request.ciphertext, request.secretKey);
+}
+
+function answerAsync(kem: AsyncKem, request: KemRequest): unknown {
+  if (request.op === 'keygen') return kem.generateKeyPair();
+  if (request.op === 'encapsulate') return kem.encapsulate(request.publicKey);
+  return kem.decapsulate(request.ciphertext, request.secretKey);
+}
+
 export class HandshakeState {
   readonly protocol: NoiseProtocol;
   readonly initiator: boolean;
@@ -58,6 +84,10 @@ export class HandshakeState {
   private generatedE1 = false;
   private index = 0;
   private failed = false;
+  /** An async read or write is between its start and its end. */
+  private pending = false;
+  /** Which KEM made the local `e1` (generated or injected); decapsulation must use the same. */
+  private e1Async: boolean | null = null;
   private result: { send: CipherState; receive: CipherState } | null = null;
   /** Handshake hash after the tokens of the last message, i.e. the AD of its payload. */
   private payloadH: Uint8Array = EMPTY;
@@ -138,20 +168,108 @@ export class HandshakeState {
     return this.result;
   }
 
-  /** §5.3 WriteMessage. */
+  /** §5.3 WriteMessage, answering KEM operations with the protocol's synchronous `Kem`. */
   writeMessage(payload: PayloadWriter = EMPTY): Uint8Array {
     this.assertUsable(true);
-    const out: Uint8Array[] = [];
+    const kem = this.protocol.kemFn;
     try {
-      for (const token of this.protocol.pattern.messages[this.index]) out.push(this.writeToken(token));
-      this.payloadH = this.ss.handshakeHash();
-      const body = typeof payload === 'function' ? payload(this.payloadH, this) : payload;
-      out.push(this.ss.encryptAndHash(body));
+      const steps = this.writeSteps(payload, false);
+      let r = steps.next();
+      while (!r.done) r = steps.next(answerSync(this.requireKem(kem), r.value));
+      return this.finishWrite(r.value);
     } catch (error) {
-      // A failed write leaves a half-mixed state behind; the handshake cannot continue.
-      this.failed = true;
-      throw asChannelError(error, 'HANDSHAKE_FAILED');
+      throw this.writeFailed(error);
     }
+  }
+
+  /** §5.3 WriteMessage with the protocol's `AsyncKem` when it has one (else its `Kem`). */
+  async writeMessageAsync(payload: PayloadWriter = EMPTY): Promise<Uint8Array> {
+    this.assertUsable(true);
+    const useAsync = this.protocol.kemAsyncFn !== null;
+    this.pending = true;
+    try {
+      const steps = this.writeSteps(payload, useAsync);
+      let r = steps.next();
+      while (!r.done) {
+        r = steps.next(useAsync ? await answerAsync(this.protocol.kemAsyncFn as AsyncKem, r.value) : answerSync(this.requireKem(this.protocol.kemFn), r.value));
+      }
+      return this.finishWrite(r.value);
+    } catch (error) {
+      throw this.writeFailed(error);
+    } finally {
+      this.pending = false;
+    }
+  }
+
+  /** §5.3 ReadMessage, answering KEM operations with the protocol's `Kem`; returns the payload. On failure the state is unchanged. */
+  readMessage(message: Uint8Array): Uint8Array {
+    const saved = this.beginRead(message);
+    try {
+      if (this.e1Async === true && this.protocol.pattern.messages[this.index].includes('ekem1')) {
+        throw new ChannelError('HANDSHAKE_FAILED', 'e1 came from the async KEM: use readMessageAsync');
+      }
+      const steps = this.readSteps(message);
+      let r = steps.next();
+      while (!r.done) r = steps.next(answerSync(this.requireKem(this.protocol.kemFn), r.value));
+      this.advance();
+      return r.value;
+    } catch (error) {
+      throw this.readFailed(saved, error);
+    }
+  }
+
+  /** §5.3 ReadMessage with the KEM that made the local `e1` (async when the protocol has one). On failure the state is unchanged. */
+  async readMessageAsync(message: Uint8Array): Promise<Uint8Array> {
+    const saved = this.beginRead(message);
+    const useAsync = this.e1Async ?? this.protocol.kemAsyncFn !== null;
+    this.pending = true;
+    try {
+      const steps = this.readSteps(message);
+      let r = steps.next();
+      while (!r.done) {
+        r = steps.next(useAsync ? await answerAsync(this.requireAsyncKem(), r.value) : answerSync(this.requireKem(this.protocol.kemFn), r.value));
+      }
+      this.advance();
+      return r.value;
+    } catch (error) {
+      throw this.readFailed(saved, error);
+    } finally {
+      this.pending = false;
+    }
+  }
+
+  private *writeSteps(payload: PayloadWriter, useAsync: boolean): Steps<Uint8Array[]> {
+    const out: Uint8Array[] = [];
+    for (const token of this.protocol.pattern.messages[this.index]) {
+      switch (token) {
+        case 'e1': {
+          if (!this.e1) {
+            this.e1 = (yield { op: 'keygen' }) as KeyPair;
+            this.generatedE1 = true;
+          }
+          this.e1Async ??= useAsync;
+          out.push(this.ss.encryptAndHash(this.e1.publicKey));
+          break;
+        }
+        case 'ekem1': {
+          if (!this.re1) throw new ChannelError('HANDSHAKE_FAILED', 'ekem1 without a remote e1');
+          const { ciphertext, sharedSecret } = (yield { op: 'encapsulate', publicKey: this.re1 }) as { ciphertext: Uint8Array; sharedSecret: Uint8Array };
+          out.push(this.ss.encryptAndHash(ciphertext));
+          this.ss.mixKey(sharedSecret);
+          sharedSecret.fill(0);
+          break;
+        }
+        default:
+          out.push(this.writeToken(token));
+      }
+    }
+    this.payloadH = this.ss.handshakeHash();
+    const body = typeof payload === 'function' ? payload(this.payloadH, this) : payload;
+    out.push(this.ss.encryptAndHash(body));
+    return out;
+  }
+
+  private finishWrite(out: Uint8Array[]): Uint8Array {
     const message = concatBytes(...out);
     if (message.length > MAX_NOISE_MESSAGE) {
       this.failed = true;
@@ -161,64 +279,70 @@ export class HandshakeState {
     return message;
   }
 
-  /** §5.3 ReadMessage; returns the payload. On failure the state is unchanged. */
-  readMessage(message: Uint8Array): Uint8Array {
+  /** A failed write leaves a half-mixed state behind; the handshake cannot continue. */
+  private writeFailed(error: unknown): ChannelError {
+    this.failed = true;
+    return asChannelError(error, 'HANDSHAKE_FAILED');
+  }
+
+  private beginRead(message: Uint8Array) {
     this.assertUsable(false);
     if (!(message instanceof Uint8Array)) throw new ChannelError('HANDSHAKE_FAILED', 'handshake message must be bytes');
     if (message.length > MAX_NOISE_MESSAGE) throw new ChannelError('FRAME_TOO_LARGE', 'handshake message exceeds 65535 bytes');
-    const saved = { ss: this.ss.checkpoint(), re: this.re, rs: this.rs, re1: this.re1, pskIndex: this.pskIndex, payloadH: this.payloadH };
-    try {
-      let offset = 0;
-      const take = (n: number): Uint8Array => {
-        if (offset + n > message.length) throw new ChannelError('HANDSHAKE_FAILED', 'handshake message truncated');
-        const part = message.subarray(offset, offset + n);
-        offset += n;
-        return part;
-      };
-      const tagged = (n: number) => n + (this.ss.cs.hasKey() ? TAG : 0);
-      for (const token of this.protocol.pattern.messages[this.index]) {
-        switch (token) {
-          case 'e': {
-            this.re = take(32).slice();
-            this.ss.mixHash(this.re);
-            if (this.protocol.pattern.psk) this.ss.mixKey(this.re);
-            break;
-          }
-          case 's':
-            this.rs = this.ss.decryptAndHash(take(tagged(32)));
-            break;
-          case 'e1': {
-            const kem = this.kem();
-            this.re1 = this.ss.decryptAndHash(take(tagged(kem.publicKeyLength)));
-            break;
-          }
-          case 'ekem1': {
-            const kem = this.kem();
-            const ct = this.ss.decryptAndHash(take(tagged(kem.ciphertextLength)));
-            if (!this.e1) throw new ChannelError('HANDSHAKE_FAILED', 'ekem1 without a local e1');
-            this.ss.mixKey(kem.decapsulate(ct, this.e1.secretKey));
-            break;
-          }
-          default:
-            this.mixToken(token);
+    return { ss: this.ss.checkpoint(), re: this.re, rs: this.rs, re1: this.re1, pskIndex: this.pskIndex, payloadH: this.payloadH };
+  }
+
+  private readFailed(saved: ReturnType<HandshakeState['beginRead']>, error: unknown): ChannelError {
+    this.ss.restore(saved.ss);
+    this.re = saved.re;
+    this.rs = saved.rs;
+    this.re1 = saved.re1;
+    this.pskIndex = saved.pskIndex;
+    this.payloadH = saved.payloadH;
+    const e = asChannelError(error, 'HANDSHAKE_FAILED');
+    return e.code === 'DECRYPT_FAILED' ? new ChannelError('HANDSHAKE_FAILED', `handshake message did not authenticate`, { cause: e }) : e;
+  }
+
+  private *readSteps(message: Uint8Array): Steps<Uint8Array> {
+    let offset = 0;
+    const take = (n: number): Uint8Array => {
+      if (offset + n > message.length) throw new ChannelError('HANDSHAKE_FAILED', 'handshake message truncated');
+      const part = message.subarray(offset, offset + n);
+      offset += n;
+      return part;
+    };
+    const tagged = (n: number) => n + (this.ss.cs.hasKey() ? TAG : 0);
+    for (const token of this.protocol.pattern.messages[this.index]) {
+      switch (token) {
+        case 'e': {
+          this.re = take(32).slice();
+          this.ss.mixHash(this.re);
+          if (this.protocol.pattern.psk) this.ss.mixKey(this.re);
+          break;
         }
+        case 's':
+          this.rs = this.ss.decryptAndHash(take(tagged(32)));
+          break;
+        case 'e1':
+          // ML-KEM-768 sizes (FIPS 203): encapsulation key 1184, ciphertext 1088.
+          this.re1 = this.ss.decryptAndHash(take(tagged(1184)));
+          break;
+        case 'ekem1': {
+          const ct = this.ss.decryptAndHash(take(tagged(1088)));
+          if (!this.e1) throw new ChannelError('HANDSHAKE_FAILED', 'ekem1 without a local e1');
+          const shared = (yield { op: 'decapsulate', ciphertext: ct, secretKey: this.e1.secretKey }) as Uint8Array;
+          this.ss.mixKey(shared);
+          shared.fill(0);
+          break;
+        }
+        default:
+          this.mixToken(token);
       }
-      this.payloadH = this.ss.handshakeHash();
-      const rest = message.subarray(offset);
-      if (this.ss.cs.hasKey() && rest.length < TAG) throw new ChannelError('HANDSHAKE_FAILED', 'handshake message truncated');
-      const payload = this.ss.decryptAndHash(rest);
-      this.advance();
-      return payload;
-    } catch (error) {
-      this.ss.restore(saved.ss);
-      this.re = saved.re;
-      this.rs = saved.rs;
-      this.re1 = saved.re1;
-      this.pskIndex = saved.pskIndex;
-      this.payloadH = saved.payloadH;
-      const e = asChannelError(error, 'HANDSHAKE_FAILED');
-      throw e.code === 'DECRYPT_FAILED' ? new ChannelError('HANDSHAKE_FAILED', `handshake message did not authenticate`, { cause: e }) : e;
     }
+    this.payloadH = this.ss.handshakeHash();
+    const rest = message.subarray(offset);
+    if (this.ss.cs.hasKey() && rest.length < TAG) throw new ChannelError('HANDSHAKE_FAILED', 'handshake message truncated');
+    return this.ss.decryptAndHash(rest);
   }
 
   /** Marks the handshake dead (e.g. the payload was rejected by policy). */
@@ -227,6 +351,7 @@ export class HandshakeState {
   }
 
   private assertUsable(writing: boolean): void {
+    if (this.pending) throw new ChannelError('HANDSHAKE_FAILED', 'a handshake step is already running');
     if (this.failed) throw new ChannelError('HANDSHAKE_FAILED', 'handshake already failed');
     if (this.isComplete) throw new ChannelError('HANDSHAKE_FAILED', 'handshake already complete');
     if (this.isMyTurn !== writing) throw new ChannelError('HANDSHAKE_FAILED', writing ? 'not our turn to write' : 'not our turn to read');
@@ -243,9 +368,14 @@ export class HandshakeState {
     }
   }
 
-  private kem(): Kem {
-    if (!this.protocol.kemFn) throw new ChannelError('CONFIG_INVALID', 'protocol has no KEM');
-    return this.protocol.kemFn;
+  private requireKem(kem: Kem | null): Kem {
+    if (!kem) throw new ChannelError('CONFIG_INVALID', `${this.protocol.name}: no synchronous KEM (use the async methods)`);
+    return kem;
+  }
+
+  private requireAsyncKem(): AsyncKem {
+    if (!this.protocol.kemAsyncFn) throw new ChannelError('CONFIG_INVALID', `${this.protocol.name}: no async KEM`);
+    return this.protocol.kemAsyncFn;
   }
 
   private writeToken(token: Token): Uint8Array {
@@ -262,21 +392,6 @@ export class HandshakeState {
       }
       case 's':
         return this.ss.encryptAndHash((this.s as KeyPair).publicKey);
-      case 'e1': {
-        if (!this.e1) {
-          this.e1 = this.kem().generateKeyPair();
-          this.generatedE1 = true;
-        }
-        return this.ss.encryptAndHash(this.e1.publicKey);
-      }
-      case 'ekem1': {
-        if (!this.re1) throw new ChannelError('HANDSHAKE_FAILED', 'ekem1 without a remote e1');
-        const { ciphertext, sharedSecret } = this.kem().encapsulate(this.re1);
-        const out = this.ss.encryptAndHash(ciphertext);
-        this.ss.mixKey(sharedSecret);
-        sharedSecret.fill(0);
-        return out;
-      }
       default:
         this.mixToken(token);
         return EMPTY;

@@ -350,6 +350,6 @@ export function formatPattern(pattern: HandshakePattern): string {
   if (pattern.initiatorPre.length) lines.push(`-> ${pattern.initiatorPre.join(', ')}`);
   if (pattern.responderPre.length) lines.push(`<- ${pattern.responderPre.join(', ')}`);
   if (lines.length) lines.push('...');
-  pattern.messages.forEach((msg, i) => lines.push(`${i % 2 === 0 ? '->' : '<-'} ${msg.join(', ')}`));
+  for (const [i, msg] of pattern.messages.entries()) lines.push(`${i % 2 === 0 ? '->' : '<-'} ${msg.join(', ')}`);
   return lines.join('\n');
 }

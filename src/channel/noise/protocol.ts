@@ -2,7 +2,7 @@
  * Protocol names (Noise rev 34 §8): `Noise_<pattern>_<dh>_<cipher>_<hash>`, with the HFS
  * extension's `<dh>+<kem>` form (`Noise_XXhfs_25519+MLKEM768_ChaChaPoly_SHA256`).
  */
-import type { Aead, Dh, Hash, HashName, Kem } from '../../crypto/types.ts';
+import type { Aead, AsyncKem, Dh, Hash, HashName, Kem } from '../../crypto/types.ts';
 import { ChannelError } from '../errors.ts';
 import type { NoiseCipherName } from './cipher-state.ts';
 import { type HandshakePattern, resolvePattern } from './patterns.ts';
@@ -37,6 +37,12 @@ export function parseProtocolName(name: string): ParsedProtocolName | null {
 export interface NoisePrimitives {
   dh: Dh;
   kem?: Kem;
+  /**
+   * An asynchronous ML-KEM-768 (Bun's native WebCrypto one, `CryptoSuite.kemAsync`). When
+   * present, `HandshakeState`'s async methods use it for every KEM operation of a handshake;
+   * the synchronous methods always use `kem`.
+   */
+  kemAsync?: AsyncKem;
   chachaPoly: Aead;
   aesGcm: Aead;
   hash(name: HashName): Hash;
@@ -46,6 +52,8 @@ export interface NoisePrimitives {
 export interface NoiseProtocol extends ParsedProtocolName {
   dhFn: Dh;
   kemFn: Kem | null;
+  /** The async KEM for `HandshakeState.readMessageAsync`/`writeMessageAsync`; null when none. */
+  kemAsyncFn: AsyncKem | null;
   aead: Aead;
   hashFn: Hash;
 }
@@ -54,11 +62,12 @@ export interface NoiseProtocol extends ParsedProtocolName {
 export function resolveProtocol(name: string, primitives: NoisePrimitives): NoiseProtocol {
   const parsed = parseProtocolName(name);
   if (!parsed) throw new ChannelError('CONFIG_INVALID', `unknown or unsupported Noise protocol ${name}`);
-  if (parsed.kem && !primitives.kem) throw new ChannelError('CONFIG_INVALID', `${name} needs a KEM backend`);
+  if (parsed.kem && !primitives.kem && !primitives.kemAsync) throw new ChannelError('CONFIG_INVALID', `${name} needs a KEM backend`);
   return {
     ...parsed,
     dhFn: primitives.dh,
-    kemFn: parsed.kem ? (primitives.kem as Kem) : null,
+    kemFn: parsed.kem ? (primitives.kem ?? null) : null,
+    kemAsyncFn: parsed.kem ? (primitives.kemAsync ?? null) : null,
     aead: parsed.cipher === 'ChaChaPoly' ? primitives.chachaPoly : primitives.aesGcm,
     hashFn: primitives.hash(parsed.hash),
   };
