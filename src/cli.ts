@@ -25,6 +25,9 @@ Usage:
                                (rotated .gz files too); exit 1 at the first broken record
   ssc tls dev-cert [--out DIR] [--host NAME]
                                write a self-signed certificate and key for development
+  ssc qkd simulate --distance KM --pulses N [--eve P] [--json]
+                               run the decoy-state BB84 Monte Carlo beside the analytic model
+  ssc qkd curve                key rate vs distance (GYS parameters)
   ssc --help | --version
 
 Options:
@@ -170,7 +173,12 @@ async function tlsDevCert(flags: Flags): Promise<number> {
 export async function main(argv: string[]): Promise<number> {
   const command = argv[0] && !argv[0].startsWith('-') ? argv[0] : undefined;
   const rest = command ? argv.slice(1) : argv;
-  const sub = command && ['config', 'audit', 'tls', 'qkd'].includes(command) ? rest[0] : undefined;
+  if (command === 'qkd') {
+    // The simulator's own flags (--distance, --pulses, --eve, --json) are parsed by its handler.
+    const { runQkdCommand } = await import('./quantum/index.ts');
+    return runQkdCommand(rest, (line) => console.log(line));
+  }
+  const sub = command && ['config', 'audit', 'tls'].includes(command) ? rest[0] : undefined;
   const args = sub ? rest.slice(1) : rest;
   const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
   const flags = values as Flags;

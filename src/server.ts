@@ -24,7 +24,9 @@ import { runEntropyTests } from './security/entropy.ts';
 import { banAndRateLimit, createAdminRoutes } from './security/http.ts';
 import { type BanList, createMemoryBanList, createRedisBanList, createSecurityLimits } from './security/limits.ts';
 import { loadOrCreateNodeKeys, type NodeKeys } from './security/node-keys.ts';
+import { bearerSaeResolver, createLinkManager, createQkdRoutes, type LinkManager } from './quantum/index.ts';
 import { createRelay, createRelayBackends, registerRelayHealth } from './relay/index.ts';
+import { type MtlsFront, startMtlsFront } from './security/mtls.ts';
 import { createTransport } from './transport/index.ts';
 import { version } from './version.ts';
 
@@ -41,7 +43,7 @@ export interface RunningServer {
   /** The ops server (metrics, probes, dashboard). */
   opsServer: Server<unknown>;
   /** Base URLs actually bound (port 0 resolved). */
-  urls: { public: string; ops: string };
+  urls: { public: string; ops: string; qkd?: string };
   /** Graceful drain; resolves when everything is closed and logs are flushed. */
   stop(reason?: string): Promise<void>;
 }
@@ -218,6 +220,60 @@ export async function startServer(config: Config): Promise<RunningServer> {
           },
   });
 
+  // Quantum core: QKD links filling key pools in workers; stats to metrics and health.
+  const quantumLog = root.child({ component: 'quantum' });
+  let qkd: LinkManager | undefined;
+  let qkdTimer: ReturnType<typeof setInterval> | undefined;
+  if (config.qkd.enabled) {
+    qkd = createLinkManager(config.qkd, {
+      logger: quantumLog,
+      onBlock: () => publish(),
+      onEavesdropping: (stats) =>
+        logging.audit({
+          event: 'qkd.eavesdropping',
+          link: stats.id,
+          qber: stats.qber,
+          qberUpper: stats.qberUpper,
+          threshold: stats.qberThreshold,
+        }),
+    });
+    const pulsesSeen = new Map<string, number>();
+    function publish() {
+      if (!qkd) return;
+      for (const link of qkd!.links()) {
+        metrics.qkdQber.set({ link: link.id }, link.qber);
+        metrics.qkdKeyRate.set({ link: link.id }, link.keyRateBps);
+        metrics.qkdPoolKeys.set({ link: link.id }, link.storedKeys);
+        const delta = link.pulses - (pulsesSeen.get(link.id) ?? 0);
+        if (delta > 0) metrics.qkdPulses.inc({ link: link.id }, delta);
+        pulsesSeen.set(link.id, link.pulses);
+      }
+    }
+    qkdTimer = setInterval(publish, 1_000);
+    qkdTimer.unref?.();
+    health.register('quantum-core', 'qkd-links', {
+      critical: false,
+      check: () => {
+        const links = qkd!.links();
+        const bad = links.filter((l) => l.eavesdroppingDetected || l.qber > l.qberThreshold);
+        const failing = links.filter((l) => l.lastError);
+        const worst = Math.max(0, ...links.map((l) => l.qber));
+        return {
+          status: failing.length ? 'degraded' : bad.length ? 'critical' : 'healthy',
+          observedValue: Math.round(worst * 10_000) / 100,
+          observedUnit: 'percent QBER (worst link)',
+          output: bad.length
+            ? `QBER above ${links[0]!.qberThreshold * 100} % on ${bad.map((l) => l.id).join(', ')}: keys discarded`
+            : failing.length
+              ? `link error: ${failing.map((l) => `${l.id}: ${l.lastError}`).join('; ')}`
+              : `${links.length} links, ${links.reduce((n, l) => n + l.storedKeys, 0)} keys pooled`,
+          action: 'suspect an eavesdropper or a fibre fault on the named link; its keys are not served',
+          details: { links: links.map((l) => ({ id: l.id, qber: l.qber, keyRateBps: l.keyRateBps, storedKeys: l.storedKeys })) },
+        };
+      },
+    });
+  }
+
   // Relay: embedded (in-process broker + SQLite) or Redis, chosen in one place.
   const relayLog = root.child({ component: 'relay' });
   const backends = await createRelayBackends(config, { logger: relayLog, metrics, nodeId });
@@ -274,6 +330,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
       if (selfTestFailures.length > 0) return { ok: false, reason: 'crypto self-test failed' };
       return { ok: true };
     },
+    // QKD psk: the key the client's KME issued under key_ID (ETSI 014), erased once used.
+    fetchQkdKey: qkd ? async (keyId) => qkd!.getKeyForChannel(keyId) : undefined,
   });
   transportRef = transport;
   drainHooks.push((deadline) => transport.drain(deadline));
@@ -300,7 +358,13 @@ export async function startServer(config: Config): Promise<RunningServer> {
     startedAt,
     eventLoopLagMs: () => metrics.eventLoop.currentMs(),
     publicGuards: [banAndRateLimit(limits)],
-    publicRoutes: [{ prefix: '/', app: transport.routes }],
+    publicRoutes: [
+      { prefix: '/', app: transport.routes },
+      // ETSI GS QKD 014 with bearer tokens per SAE (development, or behind a TLS terminator).
+      ...(qkd && !config.qkd.mtls.enabled
+        ? [{ prefix: '/', app: createQkdRoutes({ pools: qkd.pools, config: config.qkd, resolveSae: bearerSaeResolver(config.qkd.saeTokens), logger: quantumLog }) }]
+        : []),
+    ],
     opsRoutes: [
       { prefix: '/api/admin', app: createAdminRoutes({ config, limits, audit: logging.audit, silences: alerting.silences }) },
       { prefix: '/', app: alerting.routes },
@@ -333,10 +397,38 @@ export async function startServer(config: Config): Promise<RunningServer> {
     port: config.server.metricsPort,
     fetch: (request, server) => opsApp.fetch(request, { server }),
   });
+  // ETSI GS QKD 014 over mutual TLS: the SAE ID is the client certificate's subject CN.
+  let mtlsFront: MtlsFront | undefined;
+  let qkdInternal: Server<unknown> | undefined;
+  if (qkd && config.qkd.mtls.enabled) {
+    const { cert, key, ca } = config.server.tls;
+    if (!cert || !key || !ca) throw new ConfigError('config: qkd.mtls.enabled needs server.tls.cert, server.tls.key and server.tls.ca');
+    let front: MtlsFront | undefined;
+    const etsi = createQkdRoutes({
+      pools: qkd.pools,
+      config: config.qkd,
+      resolveSae: (c) => front?.identityOf(Number(getConnInfoPort(c))) ?? null,
+      logger: quantumLog,
+    });
+    qkdInternal = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: (request, server) => etsi.fetch(request, { server }) });
+    front = await startMtlsFront({
+      host: config.qkd.mtls.host,
+      port: config.qkd.mtls.port,
+      cert,
+      key,
+      ca,
+      target: { host: '127.0.0.1', port: qkdInternal.port! },
+      onError: (error) => quantumLog.debug({ err: String(error) }, 'mtls connection error'),
+    });
+    mtlsFront = front;
+  }
+  qkd?.start();
+
   const scheme = tls ? 'https' : 'http';
   const urls = {
     public: `${scheme}://${displayHost(config.server.host)}:${publicServer.port}`,
     ops: `http://${displayHost(config.server.metricsHost)}:${opsServer.port}`,
+    ...(mtlsFront ? { qkd: `https://${displayHost(config.qkd.mtls.host)}:${mtlsFront.port}` } : {}),
   };
 
   opsUrl = urls.ops;
@@ -378,6 +470,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
       clearInterval(entropyTimer);
       banList.close();
       redis?.disconnect();
+      clearInterval(qkdTimer);
+      await mtlsFront?.close();
+      qkdInternal?.stop(true);
+      await qkd?.stop();
       await relay.close();
       await backends.close();
       await alerting.stop();
@@ -391,6 +487,12 @@ export async function startServer(config: Config): Promise<RunningServer> {
   }
 
   return { config, logging, metrics, health, keys, publicServer, opsServer, urls, stop };
+}
+
+/** The remote port of a request on a Bun server (the mTLS front's outgoing port). */
+function getConnInfoPort(c: import('hono').Context): number | undefined {
+  const server = (c.env as { server?: Server<unknown> } | undefined)?.server;
+  return server?.requestIP(c.req.raw)?.port;
 }
 
 function displayHost(host: string): string {

@@ -215,6 +215,18 @@ export const qkdSchema = z
     maxKeySize: positiveInt.default(1024),
     /** Bearer token per SAE ID when TLS client certificates are not used. */
     saeTokens: z.record(z.string(), z.string().min(16)).default({}),
+    /**
+     * Serve the ETSI GS QKD 014 API on its own mutual-TLS port, the SAE ID taken from the client
+     * certificate's subject CN (needs server.tls.cert, key and ca).
+     */
+    mtls: z
+      .object({
+        enabled: z.boolean().default(false),
+        host: z.string().min(1).default('0.0.0.0'),
+        port: port.default(8444),
+      })
+      .strict()
+      .default({ enabled: false, host: '0.0.0.0', port: 8444 }),
     links: z.array(qkdLinkSchema).default([]),
   })
   .strict();
