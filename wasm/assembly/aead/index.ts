@@ -13,7 +13,7 @@
  * tag) and, only when the tag verifies, writes `srcLen − 16` bytes of plaintext. `status` is set
  * to 1 on success and 0 on failure.
  */
-import { KS, ZERO, chachaXor, hchacha20, xor4Simd, xorBlocksScalar, xorBytes } from './chacha';
+import { KS, ZERO, chachaXor, hchacha20, xorBlocksScalar, xorBlocksSimd, xorBytes } from './chacha';
 import { polyBlocks, polyFinish, polyInit } from './poly1305';
 
 export { chachaXor, hchacha20 } from './chacha';
@@ -62,16 +62,15 @@ function polyAead(aad: usize, aadLen: usize, ct: usize, ctLen: usize, out: usize
 }
 
 /**
- * Keystream block 0 gives the Poly1305 key (RFC 8439 §2.6). The SIMD build computes blocks 0–3
- * in one 4-way call, so up to 192 bytes of payload keystream come for free; returns how many
- * payload bytes KS + 64 already covers.
+ * Keystream block 0 gives the Poly1305 key (RFC 8439 §2.6). For payloads over one block the
+ * SIMD build computes blocks 0–2 in one iteration of its 3-block kernel, so up to 128 bytes of
+ * payload keystream come with the key block; returns how many payload bytes KS + 64 covers.
  */
 // @ts-ignore: decorator
 @inline function firstBlocks(key: usize, nonce: usize, len: usize): usize {
-  // Below 129 bytes the scalar kernel (3 blocks at most) beats one 4-way call on JSC.
-  if (ASC_FEATURE_SIMD && len > 128) {
-    xor4Simd(key, nonce, 0, ZERO, KS);
-    return 192;
+  if (ASC_FEATURE_SIMD && len > 64) {
+    xorBlocksSimd(key, nonce, 0, ZERO, KS, 3);
+    return 128;
   } else {
     xorBlocksScalar(key, nonce, 0, ZERO, KS, 1);
     return 0;
@@ -84,7 +83,7 @@ function polyAead(aad: usize, aadLen: usize, ct: usize, ctLen: usize, out: usize
   if (cached > 0) {
     const first = len < cached ? len : cached;
     xorBytes(src, KS + 64, dst, first);
-    if (len > first) chachaXor(key, nonce, 4, src + first, dst + first, len - first);
+    if (len > first) chachaXor(key, nonce, 3, src + first, dst + first, len - first);
   } else {
     chachaXor(key, nonce, 1, src, dst, len);
   }
