@@ -471,5 +471,32 @@ export async function connect(urls: string | string[], options: ConnectOptions =
   return client;
 }
 
+/**
+ * Gets one key from a KME through ETSI GS QKD 014 `enc_keys` (this client as the master SAE),
+ * ready for `connect(url, { qkd })`: the server, as the slave's side, fetches the same key by
+ * its key_ID and mixes it into the handshake as a Noise psk. Authenticates with a bearer token
+ * (development KMEs); with mTLS, pass a `fetch` that carries the client certificate.
+ */
+export async function fetchQkdKey(
+  kmeUrl: string,
+  slaveSaeId: string,
+  options: { token?: string; size?: number; fetch?: typeof fetch } = {},
+): Promise<{ keyId: string; key: Uint8Array }> {
+  const doFetch = options.fetch ?? fetch;
+  const response = await doFetch(`${kmeUrl.replace(/\/$/, '')}/api/v1/keys/${encodeURIComponent(slaveSaeId)}/enc_keys`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(options.token ? { authorization: `Bearer ${options.token}` } : {}) },
+    body: JSON.stringify({ number: 1, size: options.size ?? 256 }),
+  });
+  if (!response.ok) {
+    const detail = response.status === 401 ? 'not authorised' : ((await response.json().catch(() => ({}))) as { message?: string }).message;
+    throw new Error(`KME enc_keys failed: ${response.status} ${detail ?? ''}`.trim());
+  }
+  const { keys } = (await response.json()) as { keys: { key_ID: string; key: string }[] };
+  const first = keys[0];
+  if (!first) throw new Error('KME returned no key');
+  return { keyId: first.key_ID, key: fromBase64(first.key) };
+}
+
 /** Encodes bytes as base64 (the relay's `data` encoding). */
 export { fromBase64, toBase64 };

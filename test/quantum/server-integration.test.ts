@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect } from '../../src/client/index.ts';
+import { connect, fetchQkdKey } from '../../src/client/index.ts';
 import { createCrypto } from '../../src/crypto/index.ts';
 import { generateDevCertificate } from '../../src/security/tls.ts';
 import { freePort } from '../helpers/redis.ts';
@@ -59,7 +59,8 @@ describe('QKD in a running node', () => {
   };
 
   test('a channel mixes a QKD key fetched through ETSI 014 as a psk; the key is then erased', async () => {
-    const qkd = await encKey();
+    const qkd = await fetchQkdKey(server.publicUrl, 'node', { token: tokens.alice });
+    expect(qkd.key).toHaveLength(32);
     const client = await connect(server.publicUrl, { serverFingerprint: fingerprint, crypto, reconnect: false, qkd });
     expect((await client.ping()).nodeId).toBeTruthy();
     client.close();
