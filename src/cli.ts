@@ -25,6 +25,8 @@ Usage:
                                (rotated .gz files too); exit 1 at the first broken record
   ssc tls dev-cert [--out DIR] [--host NAME]
                                write a self-signed certificate and key for development
+  ssc grant --topic private:NAME --identity FINGERPRINT [--rights subscribe,publish] [--hours 24]
+                               sign a grant for a private topic with the node identity
   ssc qkd simulate --distance KM --pulses N [--eve P] [--json]
                                run the decoy-state BB84 Monte Carlo beside the analytic model
   ssc qkd curve                key rate vs distance (GYS parameters)
@@ -49,6 +51,10 @@ const options = {
   'log-dir': { type: 'string' },
   force: { type: 'boolean' },
   'public-key': { type: 'string' },
+  topic: { type: 'string' },
+  identity: { type: 'string' },
+  rights: { type: 'string' },
+  hours: { type: 'string' },
   out: { type: 'string' },
   host: { type: 'string', multiple: true },
   help: { type: 'boolean', short: 'h' },
@@ -160,6 +166,38 @@ async function auditVerify(flags: Flags, files: string[]): Promise<number> {
   return 0;
 }
 
+async function grant(flags: Flags): Promise<number> {
+  const { signGrant } = await import('./security/grants.ts');
+  const { createNativeSigner } = await import('./crypto/native.ts');
+  const { loadNodeKeys } = await import('./security/node-keys.ts');
+  if (!flags.topic || !flags.identity) {
+    console.error('usage: ssc grant --topic private:NAME --identity FINGERPRINT [--rights subscribe,publish] [--hours 24]');
+    return 2;
+  }
+  const rights = (flags.rights ?? 'subscribe').split(',').map((r) => r.trim());
+  if (rights.some((r) => r !== 'subscribe' && r !== 'publish')) {
+    console.error('--rights takes subscribe, publish or both');
+    return 2;
+  }
+  const hours = Number(flags.hours ?? '24');
+  if (!(hours > 0)) throw new ConfigError(`--hours = ${JSON.stringify(flags.hours)}: expected a positive number`);
+  const config = loadConfig({ file: flags.config, overrides: overridesFrom(flags) });
+  const identity = loadNodeKeys(config.server.dataDir).identity;
+  const signed = signGrant(
+    {
+      topic: flags.topic,
+      identity: flags.identity,
+      rights: rights as ('subscribe' | 'publish')[],
+      exp: Math.floor(Date.now() / 1000 + hours * 3600),
+      issuer: identity.fingerprint,
+    },
+    createNativeSigner(),
+    identity.seed,
+  );
+  console.log(JSON.stringify(signed));
+  return 0;
+}
+
 async function tlsDevCert(flags: Flags): Promise<number> {
   const { generateDevCertificate } = await import('./security/tls.ts');
   const out = flags.out ?? './data/tls';
@@ -203,6 +241,8 @@ export async function main(argv: string[]): Promise<number> {
       if (sub === 'verify') return auditVerify(flags, positionals);
       console.error('usage: ssc audit verify FILE…');
       return 2;
+    case 'grant':
+      return grant(flags);
     case 'tls':
       if (sub === 'dev-cert') return tlsDevCert(flags);
       console.error('usage: ssc tls dev-cert [--out DIR] [--host NAME]…');

@@ -20,6 +20,7 @@ import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { parseSize } from './observability/rotating-file.ts';
 import { createStatusLine } from './observability/status-line.ts';
 import { createAuditLog, createAuditVerifier } from './security/audit-log.ts';
+import { createGrantVerifier } from './security/grants.ts';
 import { runEntropyTests } from './security/entropy.ts';
 import { banAndRateLimit, createAdminRoutes } from './security/http.ts';
 import { type BanList, createMemoryBanList, createRedisBanList, createSecurityLimits } from './security/limits.ts';
@@ -69,7 +70,18 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const health = createHealth({ metrics, logger });
   const drainHooks: DrainHook[] = [];
 
-  const { keys, created } = loadOrCreateNodeKeys(config.server.dataDir);
+  let loaded: ReturnType<typeof loadOrCreateNodeKeys>;
+  try {
+    loaded = loadOrCreateNodeKeys(config.server.dataDir);
+  } catch (error) {
+    // A read-only or full data dir: one clear line and exit 2 (ssc serve), not a stack trace.
+    const { code, message } = error as { code?: string; message: string };
+    if (code && /^E(ROFS|ACCES|PERM|NOSPC|DQUOT)$/.test(code)) {
+      throw new ConfigError(`server.dataDir = ${JSON.stringify(config.server.dataDir)} is not writable (${code}): ${message}`);
+    }
+    throw error;
+  }
+  const { keys, created } = loaded;
   if (created) logging.audit({ event: 'keys.generated', fingerprint: keys.identity.fingerprint, dataDir: config.server.dataDir });
   logger.info({ fingerprint: keys.identity.fingerprint }, 'node identity loaded');
 
@@ -307,6 +319,14 @@ export async function startServer(config: Config): Promise<RunningServer> {
     metrics,
     nodeId,
     batch: { begin: () => transportRef?.sealer.begin(), end: () => transportRef?.sealer.end() },
+    // Private topics open with a grant signed by this node or a configured issuer.
+    verifyGrant: createGrantVerifier(
+      new Map([
+        [keys.identity.fingerprint, keys.identity.publicKey],
+        ...Object.entries(config.relay.grantIssuers).map(([fp, key]) => [fp, new Uint8Array(Buffer.from(key, 'base64'))] as [string, Uint8Array]),
+      ]),
+      auditSigner,
+    ),
     heartbeatMs: config.cluster.heartbeatSeconds * 1000,
     describeNode: cluster.describe,
     trustNode: cluster.trusts,

@@ -158,6 +158,8 @@ export class SecureClient {
   };
   /** Topics and the newest position seen, for resuming after a reconnect. */
   private readonly topics = new Map<string, { epoch?: string; offset: number }>();
+  /** Signed grants for private topics, re-presented on resubscribe after a reconnect. */
+  private readonly grants = new Map<string, object>();
   /** Direct-message ids already handed to listeners (at-least-once delivery may repeat). */
   private readonly seenMessages = new Set<number>();
   private state: ClientState = 'connecting';
@@ -280,7 +282,8 @@ export class SecureClient {
   private async resume(): Promise<void> {
     for (const [topic, position] of this.topics) {
       const since = position.epoch ? { epoch: position.epoch, offset: position.offset } : undefined;
-      await this.request({ cmd: 'subscribe', topic, ...(since ? { since } : {}) });
+      const grant = this.grants.get(topic);
+      await this.request({ cmd: 'subscribe', topic, ...(since ? { since } : {}), ...(grant ? { grant } : {}) });
     }
   }
 
@@ -404,8 +407,15 @@ export class SecureClient {
   }
 
   /** Subscribes to a topic; with `since`, replays what was published after that position. */
-  async subscribe(topic: string, options: { since?: { epoch: string; offset: number } } = {}) {
-    const result = await this.request({ cmd: 'subscribe', topic, ...(options.since ? { since: options.since } : {}) });
+  async subscribe(topic: string, options: { since?: { epoch: string; offset: number }; grant?: object } = {}) {
+    if (options.grant) this.grants.set(topic, options.grant);
+    const grant = this.grants.get(topic);
+    const result = await this.request({
+      cmd: 'subscribe',
+      topic,
+      ...(options.since ? { since: options.since } : {}),
+      ...(grant ? { grant } : {}),
+    });
     if (!this.topics.has(topic)) {
       // Replayed publications (after `since`) arrive after this reply and advance the position.
       this.topics.set(topic, options.since ? { ...options.since } : { epoch: result.epoch as string, offset: Number(result.offset ?? 0) });
@@ -418,9 +428,11 @@ export class SecureClient {
     return this.request({ cmd: 'unsubscribe', topic });
   }
 
-  /** Publishes to a topic (at-most-once live, kept in history). */
-  publish(topic: string, data: Uint8Array | string) {
-    return this.request({ cmd: 'publish', topic, data: toBase64(asBytes(data)) });
+  /** Publishes to a topic (at-most-once live, kept in history); private topics may need a signed grant. */
+  publish(topic: string, data: Uint8Array | string, options: { grant?: object } = {}) {
+    if (options.grant) this.grants.set(topic, options.grant);
+    const grant = this.grants.get(topic);
+    return this.request({ cmd: 'publish', topic, data: toBase64(asBytes(data)), ...(grant ? { grant } : {}) });
   }
 
   /** Sends a direct message to an identity; resolves once the server has stored it. */

@@ -138,6 +138,11 @@ export const relaySchema = z
     maxTopicsPerConnection: positiveInt.default(256),
     /** Private topics (prefix `private:`) and the fingerprints allowed to use them. */
     privateTopics: z.record(z.string(), z.array(z.string())).default({}),
+    /**
+     * Issuers whose signed grants open private topics: fingerprint → base64 ML-DSA-65 public
+     * key. This node's own identity is always an issuer (`ssc grant`).
+     */
+    grantIssuers: z.record(z.string().regex(/^[0-9a-f]{64}$/, 'a fingerprint (64 hex)'), z.string().min(1)).default({}),
   })
   .strict();
 
