@@ -135,6 +135,8 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   let queue: Job[] = [];
   let scheduled = false;
   let closed = false;
+  /** The last group commit that failed (disk full, read-only file system), until one succeeds. */
+  let writeFailure: { at: number; message: string } | undefined;
   const flush = db.transaction((jobs: Job[]) => jobs.map((job) => {
     try {
       return { ok: true as const, value: job.run() };
@@ -151,12 +153,14 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     if (jobs.length === 0) return;
     try {
       const results = flush(jobs);
+      writeFailure = undefined;
       for (let i = 0; i < jobs.length; i++) {
         const result = results[i];
         if (result.ok) jobs[i].resolve(result.value);
         else jobs[i].reject(result.error);
       }
     } catch (error) {
+      writeFailure = { at: now(), message: (error as Error).message };
       const wrapped = new RelayError('unavailable', `sqlite write failed: ${(error as Error).message}`, { cause: error });
       for (const job of jobs) job.reject(wrapped);
     }
@@ -279,6 +283,21 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       try {
         const started = performance.now();
         db.query('SELECT 1').get();
+        // A read answers even when writes cannot: after a failed commit, probe with a write so
+        // readiness turns false while the disk is full or read-only, and back once it is not.
+        if (writeFailure) {
+          try {
+            db.transaction(() => q.kvSet.run('_health', 'write-probe', String(now()), 0))();
+            writeFailure = undefined;
+          } catch (error) {
+            writeFailure = { at: writeFailure.at, message: (error as Error).message };
+            return {
+              status: 'critical',
+              output: `sqlite store at ${path} cannot write: ${writeFailure.message}`,
+              details: { path, failingSince: new Date(writeFailure.at).toISOString(), queuedWrites: queue.length },
+            };
+          }
+        }
         const mode = (db.query('PRAGMA journal_mode').get() as { journal_mode: string }).journal_mode;
         return {
           status: 'healthy',

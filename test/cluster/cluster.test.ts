@@ -14,13 +14,21 @@ import { connect } from '../../src/client/index.ts';
 import { configSchema } from '../../src/config/index.ts';
 import { createCrypto } from '../../src/crypto/index.ts';
 import { createNativeSigner } from '../../src/crypto/native.ts';
-import { createMemoryBroker, createMemoryHub, createRelay, type NodeInfo, type RelayEvent } from '../../src/relay/index.ts';
+import {
+  createMemoryBroker,
+  createMemoryHub,
+  createRelay,
+  type NodeInfo,
+  type RelayEvent,
+} from '../../src/relay/index.ts';
 import { fingerprintOf } from '../../src/security/node-keys.ts';
 import { createSqliteStore } from '../../src/relay/sqlite.ts';
 import { type RedisServer, startRedis } from '../helpers/redis.ts';
 import { type SpawnedServer, spawnServer } from '../helpers/server.ts';
 
 const signer = createNativeSigner();
+// biome-ignore lint/suspicious/noExplicitAny: a health+json check, read loosely
+type Check = Record<string, any>;
 const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
 
 function identity() {
@@ -34,7 +42,11 @@ function clusterConfig(input: Record<string, unknown> = {}) {
 }
 
 /** A node of the view: its identity, its cluster, and a way to announce into a shared record list. */
-function node(nodeId: string, records: Map<string, NodeInfo>, options: { config?: Record<string, unknown>; dataDir?: string; id?: ReturnType<typeof identity> } = {}) {
+function node(
+  nodeId: string,
+  records: Map<string, NodeInfo>,
+  options: { config?: Record<string, unknown>; dataDir?: string; id?: ReturnType<typeof identity> } = {},
+) {
   const id = options.id ?? identity();
   const cluster = createCluster({
     config: clusterConfig(options.config),
@@ -68,7 +80,13 @@ describe('signed heartbeats', () => {
       ['a', 'verified', true],
       ['b', 'verified', false],
     ]);
-    expect(view.peers[1]).toMatchObject({ version: '1.2.3', address: 'http://b:3000', connections: 7, load: 0.5, fingerprint: b.id.fingerprint });
+    expect(view.peers[1]).toMatchObject({
+      version: '1.2.3',
+      address: 'http://b:3000',
+      connections: 7,
+      load: 0.5,
+      fingerprint: b.id.fingerprint,
+    });
     expect((await a.cluster.check()).status).toBe('healthy');
 
     // b comes back with another key under the same node id: pinned on disk, so a restarted a refuses it too.
@@ -109,7 +127,9 @@ describe('signed heartbeats', () => {
   test('configured keys: a listed key verifies, an unlisted one is unverified, a bad entry is refused at start', async () => {
     const records = new Map<string, NodeInfo>();
     const bId = identity();
-    const a = node('a', records, { config: { trust: 'configured', trustedKeys: { [bId.fingerprint]: b64(bId.publicKey) } } });
+    const a = node('a', records, {
+      config: { trust: 'configured', trustedKeys: { [bId.fingerprint]: b64(bId.publicKey) } },
+    });
     const b = node('b', records, { id: bId });
     const c = node('c', records);
     a.announce();
@@ -118,9 +138,11 @@ describe('signed heartbeats', () => {
     const view = await a.cluster.refresh();
     expect(view.peers.map((p) => p.status)).toEqual(['verified', 'verified', 'unverified']);
     expect((await a.cluster.check()).status).toBe('warning');
-    expect(() => node('x', records, { config: { trust: 'configured', trustedKeys: { [bId.fingerprint]: b64(identity().publicKey) } } })).toThrow(
-      /not the ML-DSA-65 key/,
-    );
+    expect(() =>
+      node('x', records, {
+        config: { trust: 'configured', trustedKeys: { [bId.fingerprint]: b64(identity().publicKey) } },
+      }),
+    ).toThrow(/not the ML-DSA-65 key/);
   });
 });
 
@@ -133,26 +155,47 @@ describe('relay trust', () => {
     const untrusted = new Set(['rogue']);
     const trustNode = (id: string) => !untrusted.has(id);
     const make = (nodeId: string, withTrust: boolean) =>
-      createRelay({ config, broker: createMemoryBroker({ hub }), store, nodeId, heartbeatMs: 60_000, trustNode: withTrust ? trustNode : undefined });
+      createRelay({
+        config,
+        broker: createMemoryBroker({ hub }),
+        store,
+        nodeId,
+        heartbeatMs: 60_000,
+        trustNode: withTrust ? trustNode : undefined,
+      });
     const good = make('good', true);
     const friend = make('friend', false);
     const rogue = make('rogue', false);
     const attach = (relay: ReturnType<typeof make>, id: string) => {
       const events: RelayEvent[] = [];
-      const session = relay.attach({ id, identity: `${id}-identity`, deliver: (e) => (events.push(...e), true), close() {} });
+      const session = relay.attach({
+        id,
+        identity: `${id}-identity`,
+        deliver: (e) => {
+          events.push(...e);
+          return true;
+        },
+        close() {},
+      });
       return { session, events };
     };
     const reader = attach(good, 'reader');
     const fromFriend = attach(friend, 'f');
     const fromRogue = attach(rogue, 'r');
-    for (const c of [reader, fromFriend, fromRogue]) expect((await c.session.handle({ id: 1, cmd: 'subscribe', topic: 'public:t' })).ok).toBe(true);
+    for (const c of [reader, fromFriend, fromRogue])
+      expect((await c.session.handle({ id: 1, cmd: 'subscribe', topic: 'public:t' })).ok).toBe(true);
     await fromFriend.session.handle({ id: 2, cmd: 'publish', topic: 'public:t', data: 'AA==' });
     await fromRogue.session.handle({ id: 2, cmd: 'publish', topic: 'public:t', data: 'AQ==' });
     await Bun.sleep(20);
-    const got = reader.events.filter((e) => e.type === 'publication').map((e) => (e as { from: string }).from);
+    const got = reader.events
+      .filter((e) => e.type === 'publication')
+      .map((e) => (e as { from: string }).from);
     expect(got).toEqual(['f-identity']);
     const presence = await reader.session.handle({ id: 3, cmd: 'presence', topic: 'public:t' });
-    expect((presence as { result: { identities: string[] } }).result.identities).toEqual(['f-identity', 'reader-identity']);
+    expect((presence as unknown as { result: { identities: string[] } }).result.identities).toEqual([
+      'f-identity',
+      'reader-identity',
+    ]);
     for (const r of [good, friend, rogue]) await r.close();
     await store.close();
   });
@@ -181,22 +224,35 @@ describe('two nodes on one Redis', () => {
     servers.push(await spawnServer({ env: env('n1') }), await spawnServer({ env: env('n2') }));
     const [n1, n2] = servers;
     const detailed = async (s: SpawnedServer) =>
-      (await (await fetch(`${s.opsUrl}/health/detailed?fresh=1`)).json()) as { checks: Record<string, Array<Record<string, any>>> };
-    let cluster: Record<string, any> | undefined;
+      (await (await fetch(`${s.opsUrl}/health/detailed?fresh=1`)).json()) as {
+        checks: Record<string, Array<Check>>;
+      };
+    let cluster: Check | undefined;
     for (let i = 0; i < 50; i++) {
       cluster = (await detailed(n1!)).checks['consensus:cluster']?.[0];
-      if (cluster?.details?.peers?.filter((p: { status: string }) => p.status === 'verified').length === 2) break;
+      if (cluster?.details?.peers?.filter((p: { status: string }) => p.status === 'verified').length === 2)
+        break;
       await Bun.sleep(200);
     }
     expect(cluster!.severity).toBe('healthy');
-    expect(cluster!.details.peers.map((p: { nodeId: string; status: string }) => `${p.nodeId}:${p.status}`)).toEqual(['n1:verified', 'n2:verified']);
-    const peers = await fetch(`${n2!.opsUrl}/api/cluster/peers`, { headers: { authorization: 'Bearer cluster-test-admin-token' } });
+    expect(
+      cluster!.details.peers.map((p: { nodeId: string; status: string }) => `${p.nodeId}:${p.status}`),
+    ).toEqual(['n1:verified', 'n2:verified']);
+    const peers = await fetch(`${n2!.opsUrl}/api/cluster/peers`, {
+      headers: { authorization: 'Bearer cluster-test-admin-token' },
+    });
     expect(peers.status).toBe(200);
     expect(((await peers.json()) as { peers: unknown[] }).peers).toHaveLength(2);
     expect((await fetch(`${n2!.opsUrl}/api/cluster/peers`)).status).toBe(401);
 
     // A rogue writes a heartbeat with a copied signature and inflated figures, then an envelope.
-    const crypto = await createCrypto({ aead: 'auto', kem: 'auto', signer: 'auto', dh: 'auto', wasmSimd: true });
+    const crypto = await createCrypto({
+      aead: 'auto',
+      kem: 'auto',
+      signer: 'auto',
+      dh: 'auto',
+      wasmSimd: true,
+    });
     const fingerprint = String((await n1!.waitForLine((l) => l.msg === 'node identity loaded')).fingerprint);
     const reader = await connect(n1!.publicUrl, { serverFingerprint: fingerprint, crypto, reconnect: false });
     const seen: string[] = [];
@@ -215,10 +271,16 @@ describe('two nodes on one Redis', () => {
       await Bun.sleep(200);
     }
     expect(cluster!.severity).toBe('critical');
-    expect(cluster!.details.peers.find((p: { nodeId: string }) => p.nodeId === 'rogue').status).toBe('invalid');
+    expect(cluster!.details.peers.find((p: { nodeId: string }) => p.nodeId === 'rogue').status).toBe(
+      'invalid',
+    );
     await Bun.sleep(1_200); // the periodic refresh has judged the rogue by now
     const envelope = (node: string, data: string) =>
-      JSON.stringify({ kind: 'publication', node, publication: { topic: 'public:watch', offset: 10_000, epoch: 'x', from: 'f', data, time: Date.now() } });
+      JSON.stringify({
+        kind: 'publication',
+        node,
+        publication: { topic: 'public:watch', offset: 10_000, epoch: 'x', from: 'f', data, time: Date.now() },
+      });
     const publishCommand = (await raw.call('COMMAND', 'INFO', 'SPUBLISH')) ? 'SPUBLISH' : 'PUBLISH';
     await raw.call(publishCommand, 'ssc:t:public:watch', envelope('rogue', btoa('from rogue')));
     await raw.call(publishCommand, 'ssc:t:public:watch', envelope('n2', btoa('from n2')));
