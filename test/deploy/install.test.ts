@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../../src/config/index.ts';
 import { loadNodeKeys } from '../../src/security/node-keys.ts';
 import { repoRoot } from '../helpers/paths.ts';
-import { hasCommand, installScript, run, snapshotTree, unitPath } from './deploy-files.ts';
+import { installScript, run, snapshotTree, unitPath } from './deploy-files.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'ssc-install-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
