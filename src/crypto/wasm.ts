@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { instantiateWasmAead, type WasmAead } from './wasm-glue.ts';
 
-export type { WasmAead, WasmAeadExports } from './wasm-glue.ts';
+export type { PackedFrames, PackedOptions, WasmAead, WasmAeadExports, WasmBatchAead } from './wasm-glue.ts';
 export { instantiateWasmAead, wrapWasmAead } from './wasm-glue.ts';
 
 export interface LoadWasmAeadOptions {

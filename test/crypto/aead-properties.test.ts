@@ -101,6 +101,64 @@ describe('WASM ChaCha20-Poly1305 vs @noble/ciphers', () => {
     );
   });
 
+  test('packed batch API: prefix ‖ ciphertext ‖ tag back to back, opens flag tampered frames, caller output region', () => {
+    const item = fc.record({ key, nonce: nonce12, aad, data: fc.uint8Array({ minLength: 0, maxLength: 1200 }) });
+    const prefix = fc.uint8Array({ minLength: 0, maxLength: 20 });
+    fc.assert(
+      fc.property(fc.array(fc.tuple(item, prefix, fc.boolean()), { minLength: 0, maxLength: 30 }), fc.boolean(), (rows, useOut) => {
+        const items: AeadBatchItem[] = rows.map(([i]) => i);
+        const prefixes = rows.map(([, p]) => p);
+        const expected = items.map((i, j) => hex(prefixes[j]!) + hex(chacha20poly1305(i.key, i.nonce, i.aad).encrypt(i.data)));
+        for (const w of [simd, scalar]) {
+          const out = useOut ? new Uint8Array(40_000) : undefined;
+          const sealed = w.chachaPoly.sealBatchPacked(items, { prefixes, out });
+          if (out) expect(sealed.bytes.buffer).toBe(out.buffer);
+          const frames = items.map((_, j) => sealed.bytes.subarray(sealed.offsets[j]!, sealed.offsets[j]! + sealed.lengths[j]!));
+          expect(frames.map(hex)).toEqual(expected);
+          expect([...sealed.ok]).toEqual(items.map(() => 1));
+          const cts = frames.map((f, j) => {
+            const ct = f.slice(prefixes[j]!.length);
+            if (rows[j]![2] && ct.length > 0) ct[j % ct.length]! ^= 0x40;
+            return ct;
+          });
+          const opened = w.chachaPoly.openBatchPacked(items.map((i, j) => ({ ...i, data: cts[j]! })));
+          items.forEach((i, j) => {
+            const tampered = rows[j]![2];
+            expect(opened.ok[j]).toBe(tampered ? 0 : 1);
+            expect(opened.lengths[j]).toBe(tampered ? 0 : i.data.length);
+            if (!tampered) expect(hex(opened.bytes.subarray(opened.offsets[j]!, opened.offsets[j]! + opened.lengths[j]!))).toBe(hex(i.data));
+          });
+        }
+      }),
+      { numRuns: 50 },
+    );
+  });
+
+  test('batch results are independent of linear memory (later calls do not change earlier frames)', () => {
+    const items = Array.from({ length: 5 }, (_, i) => ({ key: new Uint8Array(32).fill(i), nonce: new Uint8Array(12).fill(i), data: new Uint8Array(100 + i).fill(i) }));
+    const first = simd.chachaPoly.sealBatch(items);
+    const copy = first.map(hex);
+    simd.chachaPoly.sealBatch(items.map((i) => ({ ...i, data: new Uint8Array(3000).fill(9) })));
+    simd.chachaPoly.openBatch(items.map((i, j) => ({ ...i, data: first[j]! })));
+    expect(first.map(hex)).toEqual(copy);
+    expect(simd.chachaPoly.sealBatch([])).toEqual([]);
+    expect(simd.chachaPoly.sealBatchPacked([]).bytes.length).toBe(0);
+    expect(() => simd.chachaPoly.sealBatchPacked(items, { prefixes: [] })).toThrow(RangeError);
+  });
+
+  test('short frames in a batch open as failures without touching their neighbours', () => {
+    const k = new Uint8Array(32).fill(3), n = new Uint8Array(12).fill(4);
+    const good = simd.chachaPoly.seal(k, n, new Uint8Array(40).fill(1));
+    const opened = scalar.chachaPoly.openBatch([
+      { key: k, nonce: n, data: good },
+      { key: k, nonce: n, data: new Uint8Array(7) },
+      { key: k, nonce: n, data: good },
+    ]);
+    expect(opened[1]).toBeNull();
+    expect(hex(opened[0]!)).toBe(hex(new Uint8Array(40).fill(1)));
+    expect(hex(opened[2]!)).toBe(hex(new Uint8Array(40).fill(1)));
+  });
+
   test('tampering with any byte of ciphertext, tag or AAD makes open fail', () => {
     fc.assert(
       fc.property(key, nonce12, fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.uint8Array({ minLength: 0, maxLength: 300 }), fc.nat(), fc.integer({ min: 1, max: 255 }), (k, n, a, p, pos, flip) => {

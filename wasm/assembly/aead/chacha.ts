@@ -9,10 +9,10 @@
  */
 
 // "expand 32-byte k" (RFC 8439 §2.3)
-const C0: u32 = 0x61707865;
-const C1: u32 = 0x3320646e;
-const C2: u32 = 0x79622d32;
-const C3: u32 = 0x6b206574;
+export const C0: u32 = 0x61707865;
+export const C1: u32 = 0x3320646e;
+export const C2: u32 = 0x79622d32;
+export const C3: u32 = 0x6b206574;
 
 /** 256 zero bytes: XOR-ing the keystream into zeros yields the keystream itself. */
 export const ZERO: usize = memory.data(256, 16);
@@ -88,19 +88,19 @@ export function xorBlocksScalar(key: usize, nonce: usize, counter: u32, src: usi
 }
 
 // @ts-ignore: decorator
-@inline function rot16(x: v128): v128 {
+@inline export function rot16(x: v128): v128 {
   return i8x16.shuffle(x, x, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
 }
 // @ts-ignore: decorator
-@inline function rot8(x: v128): v128 {
+@inline export function rot8(x: v128): v128 {
   return i8x16.shuffle(x, x, 3, 0, 1, 2, 7, 4, 5, 6, 11, 8, 9, 10, 15, 12, 13, 14);
 }
 // @ts-ignore: decorator
-@inline function rot12(x: v128): v128 {
+@inline export function rot12(x: v128): v128 {
   return v128.or(i32x4.shl(x, 12), i32x4.shr_u(x, 20));
 }
 // @ts-ignore: decorator
-@inline function rot7(x: v128): v128 {
+@inline export function rot7(x: v128): v128 {
   return v128.or(i32x4.shl(x, 7), i32x4.shr_u(x, 25));
 }
 

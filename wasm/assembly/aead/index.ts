@@ -14,7 +14,7 @@
  * to 1 on success and 0 on failure.
  */
 import { KS, ZERO, chachaXor, hchacha20, xorBlocksScalar, xorBlocksSimd, xorBytes } from './chacha';
-import { polyBlocks, polyFinish, polyInit } from './poly1305';
+import { polyBlocks, polyFinish, polyInit, sealStitched } from './poly1305';
 
 export { chachaXor, hchacha20 } from './chacha';
 
@@ -98,8 +98,25 @@ function wipeScratch(): void {
 export function seal(key: usize, nonce: usize, aad: usize, aadLen: usize, src: usize, len: usize, dst: usize): void {
   const cached = firstBlocks(key, nonce, len);
   polyInit(KS);
-  cryptPayload(key, nonce, src, dst, len, cached);
-  polyAead(aad, aadLen, dst, len, dst + len);
+  if (ASC_FEATURE_SIMD && len >= 256) {
+    // Stitched: chunk 0 comes from the cached keystream, then chunk i + 1 is encrypted while
+    // chunk i is absorbed; the tail and its MAC run as usual.
+    polyPadded(aad, aadLen);
+    xorBytes(src, KS + 64, dst, 128);
+    const chunks = <u32>((len - 128) >> 7);
+    sealStitched(key, nonce, 3, src + 128, dst + 128, chunks, dst);
+    const done: usize = 128 + (<usize>chunks << 7);
+    if (len > done) chachaXor(key, nonce, 3 + 2 * chunks, src + done, dst + done, len - done);
+    const absorbed = <usize>chunks << 7;
+    polyPadded(dst + absorbed, len - absorbed);
+    store<u64>(PADBUF, <u64>aadLen, 0);
+    store<u64>(PADBUF, <u64>len, 8);
+    polyBlocks(PADBUF, 16, 1 << 24);
+    polyFinish(dst + len);
+  } else {
+    cryptPayload(key, nonce, src, dst, len, cached);
+    polyAead(aad, aadLen, dst, len, dst + len);
+  }
   wipeScratch();
 }
 

@@ -1,3 +1,4 @@
+import { C0, C1, C2, C3, rot12, rot16, rot7, rot8 } from './chacha';
 /**
  * Poly1305 (RFC 8439 §2.5) with 26-bit limbs and 64-bit products (poly1305-donna-32 layout).
  *
@@ -8,6 +9,7 @@
 
 const MASK: u32 = 0x3ffffff;
 
+// Shared with `sealStitched` below.
 let r0: u32 = 0, r1: u32 = 0, r2: u32 = 0, r3: u32 = 0, r4: u32 = 0;
 let h0: u32 = 0, h1: u32 = 0, h2: u32 = 0, h3: u32 = 0, h4: u32 = 0;
 let p0: u32 = 0, p1: u32 = 0, p2: u32 = 0, p3: u32 = 0;
@@ -136,3 +138,77 @@ export function polyFinish(out: usize): void {
   p0 = p1 = p2 = p3 = 0;
   h0 = h1 = h2 = h3 = h4 = 0;
 }
+
+/**
+ * The seal hot loop of the SIMD build (RFC 8439 §2.8), ChaCha20 and Poly1305 stitched: each
+ * iteration encrypts the 128 bytes at `src` → `dst` (keystream blocks `counter`, `counter + 1`,
+ * two blocks in v128 rows) and absorbs the 128 bytes of ciphertext at `m` into the MAC, one
+ * Poly1305 block per double round. `m` is ciphertext written earlier (the seal passes the
+ * previous chunk), so the two chains are independent and the CPU overlaps them: ChaCha keeps
+ * the vector units busy, Poly1305's 64-bit multiplies run on the integer units. Measured on
+ * JSC: 16 KiB seal ~0.66 → ~0.83 GB/s. Open cannot use it — it must verify before it decrypts.
+ */
+export function sealStitched(key: usize, nonce: usize, counter: u32, src: usize, dst: usize, chunks: u32, m: usize): void {
+  const A0 = i32x4(C0, C1, C2, C3);
+  const B0 = v128.load(key, 0);
+  const Cc0 = v128.load(key, 16);
+  let D0 = i32x4.replace_lane(i32x4.replace_lane(i32x4.replace_lane(i32x4.splat(counter), 1, load<u32>(nonce, 0)), 2, load<u32>(nonce, 4)), 3, load<u32>(nonce, 8));
+  const R0 = <u64>r0, R1 = <u64>r1, R2 = <u64>r2, R3 = <u64>r3, R4 = <u64>r4;
+  const S1 = R1 * 5, S2 = R2 * 5, S3 = R3 * 5, S4 = R4 * 5;
+  let h0_ = h0, h1_ = h1, h2_ = h2, h3_ = h3, h4_ = h4;
+  while (chunks > 0) {
+    let a0 = A0, b0 = B0, c0 = Cc0, d0 = D0;
+    let a1 = A0, b1 = B0, c1 = Cc0, d1 = i32x4.add(D0, i32x4(1, 0, 0, 0));
+    let p = m;
+    for (let i = 0; i < 10; i++) {
+      a0 = i32x4.add(a0, b0); d0 = rot16(v128.xor(d0, a0));
+      a1 = i32x4.add(a1, b1); d1 = rot16(v128.xor(d1, a1));
+      c0 = i32x4.add(c0, d0); b0 = rot12(v128.xor(b0, c0));
+      c1 = i32x4.add(c1, d1); b1 = rot12(v128.xor(b1, c1));
+      if (i < 8) {
+        h0_ += load<u32>(p, 0) & MASK; h1_ += (load<u32>(p, 3) >> 2) & MASK; h2_ += (load<u32>(p, 6) >> 4) & MASK; h3_ += (load<u32>(p, 9) >> 6) & MASK; h4_ += (load<u32>(p, 12) >> 8) | (1 << 24);
+        const e0 = <u64>h0_, e1 = <u64>h1_, e2 = <u64>h2_, e3 = <u64>h3_, e4 = <u64>h4_;
+        const f0 = e0 * R0 + e1 * S4 + e2 * S3 + e3 * S2 + e4 * S1;
+        let f1 = e0 * R1 + e1 * R0 + e2 * S4 + e3 * S3 + e4 * S2;
+        let f2 = e0 * R2 + e1 * R1 + e2 * R0 + e3 * S4 + e4 * S3;
+        let f3 = e0 * R3 + e1 * R2 + e2 * R1 + e3 * R0 + e4 * S4;
+        let f4 = e0 * R4 + e1 * R3 + e2 * R2 + e3 * R1 + e4 * R0;
+        f1 += f0 >> 26; h0_ = <u32>f0 & MASK;
+        f2 += f1 >> 26; h1_ = <u32>f1 & MASK;
+        f3 += f2 >> 26; h2_ = <u32>f2 & MASK;
+        f4 += f3 >> 26; h3_ = <u32>f3 & MASK;
+        h4_ = <u32>f4 & MASK;
+        h0_ += <u32>(f4 >> 26) * 5; h1_ += h0_ >> 26; h0_ &= MASK;
+        p += 16;
+      }
+      a0 = i32x4.add(a0, b0); d0 = rot8(v128.xor(d0, a0));
+      a1 = i32x4.add(a1, b1); d1 = rot8(v128.xor(d1, a1));
+      c0 = i32x4.add(c0, d0); b0 = rot7(v128.xor(b0, c0));
+      c1 = i32x4.add(c1, d1); b1 = rot7(v128.xor(b1, c1));
+      b0 = i32x4.shuffle(b0, b0, 1, 2, 3, 0); c0 = i32x4.shuffle(c0, c0, 2, 3, 0, 1); d0 = i32x4.shuffle(d0, d0, 3, 0, 1, 2);
+      b1 = i32x4.shuffle(b1, b1, 1, 2, 3, 0); c1 = i32x4.shuffle(c1, c1, 2, 3, 0, 1); d1 = i32x4.shuffle(d1, d1, 3, 0, 1, 2);
+      a0 = i32x4.add(a0, b0); d0 = rot16(v128.xor(d0, a0));
+      a1 = i32x4.add(a1, b1); d1 = rot16(v128.xor(d1, a1));
+      c0 = i32x4.add(c0, d0); b0 = rot12(v128.xor(b0, c0));
+      c1 = i32x4.add(c1, d1); b1 = rot12(v128.xor(b1, c1));
+      a0 = i32x4.add(a0, b0); d0 = rot8(v128.xor(d0, a0));
+      a1 = i32x4.add(a1, b1); d1 = rot8(v128.xor(d1, a1));
+      c0 = i32x4.add(c0, d0); b0 = rot7(v128.xor(b0, c0));
+      c1 = i32x4.add(c1, d1); b1 = rot7(v128.xor(b1, c1));
+      b0 = i32x4.shuffle(b0, b0, 3, 0, 1, 2); c0 = i32x4.shuffle(c0, c0, 2, 3, 0, 1); d0 = i32x4.shuffle(d0, d0, 1, 2, 3, 0);
+      b1 = i32x4.shuffle(b1, b1, 3, 0, 1, 2); c1 = i32x4.shuffle(c1, c1, 2, 3, 0, 1); d1 = i32x4.shuffle(d1, d1, 1, 2, 3, 0);
+    }
+    v128.store(dst + 0, v128.xor(v128.load(src + 0, 0), i32x4.add(a0, A0)), 0);
+    v128.store(dst + 0, v128.xor(v128.load(src + 0, 16), i32x4.add(b0, B0)), 16);
+    v128.store(dst + 0, v128.xor(v128.load(src + 0, 32), i32x4.add(c0, Cc0)), 32);
+    v128.store(dst + 0, v128.xor(v128.load(src + 0, 48), i32x4.add(d0, D0)), 48);
+    v128.store(dst + 64, v128.xor(v128.load(src + 64, 0), i32x4.add(a1, A0)), 0);
+    v128.store(dst + 64, v128.xor(v128.load(src + 64, 16), i32x4.add(b1, B0)), 16);
+    v128.store(dst + 64, v128.xor(v128.load(src + 64, 32), i32x4.add(c1, Cc0)), 32);
+    v128.store(dst + 64, v128.xor(v128.load(src + 64, 48), i32x4.add(d1, i32x4.add(D0, i32x4(1, 0, 0, 0)))), 48);
+    D0 = i32x4.add(D0, i32x4(2, 0, 0, 0));
+    src += 128; dst += 128; m += 128; chunks--;
+  }
+  h0 = h0_; h1 = h1_; h2 = h2_; h3 = h3_; h4 = h4_;
+}
+
