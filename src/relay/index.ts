@@ -25,6 +25,7 @@ import {
   commandNames,
   commandSchema,
   type Grant,
+  parseHotCommand,
   type MessageEvent,
   type PublicationEvent,
   type RelayCommand,
@@ -127,6 +128,9 @@ export interface Relay {
   /** Detaches every session and stops the heartbeat; broker and store stay open (the caller owns them). */
   close(): Promise<void>;
 }
+
+/** Strict UTF-8 (a command is JSON text); stateless, so one instance serves every call. */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Close code sent to a connection that cannot keep up. */
 export const SLOW_CONSUMER_CLOSE = { code: 4008, reason: 'slow consumer' } as const;
@@ -719,7 +723,7 @@ export function createRelay(options: RelayOptions): Relay {
     let value = input;
     if (typeof input === 'string' || input instanceof Uint8Array) {
       try {
-        value = JSON.parse(typeof input === 'string' ? input : new TextDecoder('utf-8', { fatal: true }).decode(input));
+        value = JSON.parse(typeof input === 'string' ? input : utf8.decode(input));
       } catch {
         return { id: null, error: new RelayError('bad_request', 'command is not UTF-8 JSON') };
       }
@@ -735,6 +739,8 @@ export function createRelay(options: RelayOptions): Relay {
     if (typeof raw.data === 'string' && raw.data.length > maxDataChars) {
       return { id, error: new RelayError('payload_too_large', `data is longer than ${maxDataChars} base64 characters`) };
     }
+    const hot = parseHotCommand(raw);
+    if (hot) return { cmd: hot, id: hot.id };
     const parsed = commandSchema.safeParse(raw);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];

@@ -1,7 +1,8 @@
 /**
  * The embedded durable store on `bun:sqlite`: WAL journal, prepared statements, and group
- * commit — appends and enqueues that arrive in the same event-loop turn are written in one
- * transaction (`synchronous = FULL`, so a commit is on disk), then each caller's promise
+ * commit — appends and enqueues that arrive in the same event-loop turn (under load: within
+ * `commitIntervalMs` of the previous commit) are written in one transaction
+ * (`synchronous = FULL`, so a commit is on disk), then each caller's promise
  * resolves. An enqueue therefore resolves only once the message is durable, at a cost of one
  * fsync per batch rather than per message.
  *
@@ -30,6 +31,14 @@ export interface SqliteStoreOptions {
   path: string;
   /** `full` (default) fsyncs every group commit; `normal` survives a process crash but not power loss. */
   synchronous?: 'full' | 'normal';
+  /**
+   * Least time from the end of one group commit to the start of the next while writes keep
+   * coming (ms, default 2). A write after a quiet spell commits at the end of its turn; under
+   * load the wait gathers a few milliseconds of writes into one transaction, which writes each
+   * touched page to the WAL once instead of once per turn (measured: ~20 µs per append at 45
+   * per commit, ~8 µs at 256).
+   */
+  commitIntervalMs?: number;
   now?: () => number;
 }
 
@@ -56,7 +65,7 @@ const newEpoch = () => randomBytes(6).toString('hex');
  * const store = createSqliteStore({ path: join(config.server.dataDir, 'relay.sqlite') });
  */
 export function createSqliteStore(options: SqliteStoreOptions): Store {
-  const { path, synchronous = 'full', now = Date.now } = options;
+  const { path, synchronous = 'full', now = Date.now, commitIntervalMs = 2 } = options;
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path, { create: true, strict: true });
   db.exec('PRAGMA journal_mode = WAL');
@@ -130,29 +139,51 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     return row;
   }
 
-  // Group commit: writes queued in one event-loop turn share one transaction (one fsync).
+  /**
+   * Topics appended to in the open group commit: the row is read once per commit (other
+   * connections may write the file too — tests run two nodes on one file), advanced in memory by
+   * each append, and written back with the count trim once at the end of the commit.
+   */
+  const appended = new Map<string, { row: { epoch: string; last_offset: number; trimmed_at: number }; maxCount: number }>();
+
+  // Group commit: writes queued until the next commit (the end of the turn, or `commitIntervalMs`
+  // after the previous commit under load) share one transaction (one fsync).
   type Job = { run: () => unknown; resolve: (value: unknown) => void; reject: (error: unknown) => void };
   let queue: Job[] = [];
   let scheduled = false;
   let closed = false;
+  let lastCommit = Number.NEGATIVE_INFINITY;
+  let commitTimer: ReturnType<typeof setTimeout> | undefined;
   /** The last group commit that failed (disk full, read-only file system), until one succeeds. */
   let writeFailure: { at: number; message: string } | undefined;
-  const flush = db.transaction((jobs: Job[]) => jobs.map((job) => {
-    try {
-      return { ok: true as const, value: job.run() };
-    } catch (error) {
-      // Per-job refusals (queue_full) are checked before any write, so the batch stays sound.
-      if (error instanceof RelayError) return { ok: false as const, error };
-      throw error;
+  const flush = db.transaction((jobs: Job[]) => {
+    const results = jobs.map((job) => {
+      try {
+        return { ok: true as const, value: job.run() };
+      } catch (error) {
+        // Per-job refusals (queue_full) are checked before any write, so the batch stays sound.
+        if (error instanceof RelayError) return { ok: false as const, error };
+        throw error;
+      }
+    });
+    // Once per topic per commit, not per append: its last offset and the count trim.
+    for (const [topic, { row, maxCount }] of appended) {
+      q.topicBump.run(row.last_offset, topic);
+      if (row.last_offset > maxCount) q.historyTrimCount.run(topic, row.last_offset - maxCount);
     }
-  }));
+    appended.clear();
+    return results;
+  });
   function runQueue() {
     scheduled = false;
+    clearTimeout(commitTimer);
+    commitTimer = undefined;
     const jobs = queue;
     queue = [];
     if (jobs.length === 0) return;
     try {
       const results = flush(jobs);
+      lastCommit = performance.now();
       writeFailure = undefined;
       for (let i = 0; i < jobs.length; i++) {
         const result = results[i];
@@ -160,6 +191,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
         else jobs[i].reject(result.error);
       }
     } catch (error) {
+      appended.clear();
       writeFailure = { at: now(), message: (error as Error).message };
       const wrapped = new RelayError('unavailable', `sqlite write failed: ${(error as Error).message}`, { cause: error });
       for (const job of jobs) job.reject(wrapped);
@@ -171,7 +203,9 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       queue.push({ run, resolve: resolve as (value: unknown) => void, reject });
       if (!scheduled) {
         scheduled = true;
-        setImmediate(runQueue);
+        const wait = lastCommit + commitIntervalMs - performance.now();
+        if (wait <= 0) setImmediate(runQueue);
+        else commitTimer = setTimeout(runQueue, wait);
       }
     });
   }
@@ -188,15 +222,20 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     backend: 'sqlite',
     append(topic, entry, limits: HistoryLimits) {
       return write((): AppendResult => {
-        const row = topicRow(topic);
+        let pending = appended.get(topic);
+        if (!pending) appended.set(topic, (pending = { row: topicRow(topic), maxCount: limits.maxCount }));
+        const row = pending.row;
         const offset = row.last_offset + 1;
         q.historyInsert.run(topic, offset, entry.from, entry.data, entry.time);
-        q.topicBump.run(offset, topic);
-        if (offset > limits.maxCount) q.historyTrimCount.run(topic, offset - limits.maxCount);
+        // The row and the count trim are written at the end of the group commit (see `flush`),
+        // in the same transaction; reads also bound history by count themselves.
+        row.last_offset = offset;
+        pending.maxCount = limits.maxCount;
         // Age trimming scans the topic, so at most once a second per topic; reads filter by age anyway.
         if (entry.time - row.trimmed_at >= 1_000) {
           q.historyTrimAge.run(topic, entry.time - limits.maxAgeMs);
           q.topicTrimmed.run(entry.time, topic);
+          row.trimmed_at = entry.time;
         }
         return { topic, offset, epoch: row.epoch, from: entry.from, data: entry.data, time: entry.time };
       });
@@ -286,11 +325,12 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
         // A read answers even when writes cannot: after a failed commit, probe with a write so
         // readiness turns false while the disk is full or read-only, and back once it is not.
         if (writeFailure) {
+          const failingSince = writeFailure.at;
           try {
             db.transaction(() => q.kvSet.run('_health', 'write-probe', String(now()), 0))();
             writeFailure = undefined;
           } catch (error) {
-            writeFailure = { at: writeFailure.at, message: (error as Error).message };
+            writeFailure = { at: failingSince, message: (error as Error).message };
             return {
               status: 'critical',
               output: `sqlite store at ${path} cannot write: ${writeFailure.message}`,

@@ -3,8 +3,11 @@
  * then the session and the relay session. WebSocket and HTTP bindings (`websocket.ts`,
  * `http.ts`) feed it bytes and give it a way to send frames.
  *
- * Outgoing events of a relay fan-out are collected between the relay's `batch.begin()` and
- * `batch.end()` and sealed for every recipient in one batch AEAD call (`sealMany`).
+ * Outgoing relay events are collected for the rest of the event-loop turn (a relay fan-out, the
+ * replies to every frame that arrived in the turn) and sealed for every recipient in one batch
+ * AEAD call (`sealMany`) at its end; each connection's frames then go out in one corked write.
+ * Frames that arrive once the channel is open are opened and handed to the relay synchronously,
+ * without a promise per frame; byte counters are added up per turn, not per frame.
  */
 import type { Logger } from 'pino';
 import {
@@ -33,6 +36,8 @@ export interface Wire {
   kind: TransportKind;
   /** Sends bytes (a handshake message or a frame). Returns false when the wire is backpressured. */
   send(bytes: Uint8Array): boolean;
+  /** Sends frames in order as one write where the binding can (WebSocket: `ws.cork`). */
+  sendMany?(frames: Uint8Array[]): boolean;
   /** Closes the wire with a close code and reason (WebSocket semantics; HTTP ends the stream). */
   close(code: number, reason: string): void;
 }
@@ -62,17 +67,30 @@ interface SealJob {
 }
 
 /**
- * Collects deliveries during a relay fan-out and seals them together. Outside a fan-out each
- * delivery is sealed at once (still one batch call for all of its events).
+ * Collects the relay's deliveries until the end of the event-loop turn (`setImmediate`), then
+ * seals them all in one batch call and writes each connection's frames together. `begin()` /
+ * `end()` bracket a relay fan-out; the turn already contains it, so they only count depth.
+ * Also adds up frame bytes in and out, so the byte counters change once per turn.
  */
 export class FanoutSealer {
   private depth = 0;
   private jobs: SealJob[] = [];
+  private scheduled = false;
+  private flushing = false;
+  private bytesIn = 0;
+  private readonly bytesInCounter;
+  private readonly bytesOutCounter;
+  private readonly sealCounter;
+  private readonly run = () => this.flush();
 
   constructor(
     private readonly aead: BatchAead,
-    private readonly metrics: Metrics,
-  ) {}
+    metrics: Metrics,
+  ) {
+    this.bytesInCounter = metrics.messageBytes.labels('in');
+    this.bytesOutCounter = metrics.messageBytes.labels('out');
+    this.sealCounter = metrics.cryptoOps.labels('seal', aead.backend);
+  }
 
   begin(): void {
     this.depth++;
@@ -80,22 +98,56 @@ export class FanoutSealer {
 
   end(): void {
     this.depth = Math.max(0, this.depth - 1);
-    if (this.depth === 0) this.flush();
   }
 
   /** Queues events for a connection; returns false when its wire is backpressured. */
   deliver(connection: ChannelConnection, events: RelayEvent[]): boolean {
     this.jobs.push({ connection, events });
-    if (this.depth === 0) this.flush();
+    this.schedule();
     return !connection.backpressured;
   }
 
-  private flush(): void {
-    if (this.jobs.length === 0) return;
+  /** Counts frame bytes received (added to the metric at the end of the turn). */
+  received(bytes: number): void {
+    this.bytesIn += bytes;
+    this.schedule();
+  }
+
+  /** Counts frame bytes sent outside a flush (close frames). */
+  sent(bytes: number): void {
+    this.bytesOutCounter.inc(bytes);
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(this.run);
+  }
+
+  /** Seals and sends everything queued now (also before a connection closes, to keep order). */
+  flush(): void {
+    this.scheduled = false;
+    if (this.bytesIn > 0) {
+      this.bytesInCounter.inc(this.bytesIn);
+      this.bytesIn = 0;
+    }
+    if (this.jobs.length === 0 || this.flushing) return;
+    this.flushing = true;
+    try {
+      this.sealAndSend();
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private sealAndSend(): void {
     const jobs = this.jobs;
     this.jobs = [];
     const batched: { session: Session; type: number; plaintext: Uint8Array }[] = [];
     const targets: ChannelConnection[] = [];
+    /** Connections with frames, in first-delivery order; their frames in delivery order. */
+    const outgoing: ChannelConnection[] = [];
+    let bytesOut = 0;
     for (const { connection, events } of jobs) {
       const session = connection.openSession;
       if (!session) continue;
@@ -105,18 +157,33 @@ export class FanoutSealer {
           batched.push({ session, type: RELAY_FRAME, plaintext });
           targets.push(connection);
         } else {
-          connection.sendFrame(session.seal(RELAY_FRAME, plaintext));
+          // Another cipher: sealed alone, but queued in place so the order holds.
+          const frame = session.seal(RELAY_FRAME, plaintext);
+          if (connection.outbox.length === 0) outgoing.push(connection);
+          connection.outbox.push(frame);
+          bytesOut += frame.length;
         }
       }
     }
-    if (batched.length === 0) return;
-    const frames = sealMany(this.aead, batched);
-    this.metrics.cryptoOps.inc({ op: 'seal', backend: this.aead.backend }, frames.length);
-    for (let i = 0; i < frames.length; i++) targets[i]!.sendFrame(frames[i]!);
+    if (batched.length > 0) {
+      const frames = sealMany(this.aead, batched);
+      this.sealCounter.inc(frames.length);
+      // Placed after the singly sealed frames of the same connection only if those came later in
+      // delivery order — which cannot happen: one connection has one session, hence one cipher.
+      for (let i = 0; i < frames.length; i++) {
+        const connection = targets[i]!;
+        if (connection.outbox.length === 0) outgoing.push(connection);
+        connection.outbox.push(frames[i]!);
+        bytesOut += frames[i]!.length;
+      }
+    }
+    this.bytesOutCounter.inc(bytesOut);
+    for (const connection of outgoing) connection.flushOutbox();
   }
 }
 
 let nextId = 0;
+const DONE: Promise<void> = Promise.resolve();
 
 /** One channel from handshake to close. */
 export class ChannelConnection {
@@ -126,6 +193,10 @@ export class ChannelConnection {
   private session: Session | null = null;
   private relaySession: RelaySession | null = null;
   private chain: Promise<void> = Promise.resolve();
+  /** Messages queued on `chain` (the handshake, HTTP frames); 0 lets frames take the direct path. */
+  private queued = 0;
+  /** Sealed frames waiting for this turn's write. */
+  outbox: Uint8Array[] = [];
   private closed = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private windowStart = Date.now();
@@ -165,10 +236,28 @@ export class ChannelConnection {
    * order; the returned promise settles when this one has been handled.
    */
   receive(bytes: Uint8Array): Promise<void> {
+    if (this.queued === 0 && this.session !== null) {
+      // Open channel, nothing queued before this frame: handle it now, no promise per frame.
+      // The relay orders a connection's publishes and sends itself; replies carry request ids.
+      if (this.closed) return DONE;
+      try {
+        const handled = this.frame(bytes);
+        if (handled) handled.then(undefined, this.onRelayFailure);
+      } catch (error) {
+        this.fail(error);
+      }
+      return DONE;
+    }
+    this.queued++;
     const run = this.chain.then(() => this.handle(bytes));
-    this.chain = run.catch(() => undefined);
+    this.chain = run.then(this.dequeue, this.dequeue);
     return run;
   }
+
+  private readonly dequeue = () => {
+    this.queued--;
+  };
+  private readonly onRelayFailure = (error: unknown) => this.fail(error);
 
   /**
    * Feeds one frame that arrived over HTTP. Frames there may arrive out of order and be retried,
@@ -176,6 +265,7 @@ export class ChannelConnection {
    * lives on; other failures close it as on WebSocket.
    */
   receiveHttpFrame(bytes: Uint8Array): Promise<{ ok: true } | { ok: false; code: string }> {
+    this.queued++;
     const run = this.chain.then(async (): Promise<{ ok: true } | { ok: false; code: string }> => {
       if (this.closed || !this.session) return { ok: false, code: 'SESSION_CLOSED' };
       try {
@@ -191,10 +281,7 @@ export class ChannelConnection {
         return { ok: false, code: status.code };
       }
     });
-    this.chain = run.then(
-      () => undefined,
-      () => undefined,
-    );
+    this.chain = run.then(this.dequeue, this.dequeue);
     return run;
   }
 
@@ -209,7 +296,7 @@ export class ChannelConnection {
     if (this.closed) return;
     try {
       if (!this.session) await this.handshakeStep(bytes);
-      else await this.frame(bytes);
+      else this.frame(bytes)?.then(undefined, this.onRelayFailure);
     } catch (error) {
       this.fail(error);
     }
@@ -256,7 +343,11 @@ export class ChannelConnection {
     });
   }
 
-  private async frame(bytes: Uint8Array): Promise<void> {
+  /**
+   * Opens one frame and hands it to the relay. Returns the relay's promise (HTTP awaits it, so
+   * its answer follows the command; WebSocket does not) or undefined when no command ran.
+   */
+  private frame(bytes: Uint8Array): Promise<unknown> | undefined {
     const now = Date.now();
     if (now - this.windowStart >= this.deps.windowMs) {
       this.windowStart = now;
@@ -267,26 +358,29 @@ export class ChannelConnection {
       const scope = overConnection ? 'frame' : 'identity';
       this.deps.metrics.rateLimited.inc({ scope });
       this.deps.audit({ event: 'rate_limit.hit', scope, connection: this.id, identity: this.identity, source: this.source });
-      await this.deps.limits.suspicious(this.source, `rate_limit.${scope}`);
       this.close(4029, 'RATE_LIMITED');
-      return;
+      return this.deps.limits.suspicious(this.source, `rate_limit.${scope}`);
     }
-    this.deps.metrics.messageBytes.inc({ direction: 'in' }, bytes.length);
+    this.deps.sealer.received(bytes.length);
     const { type, plaintext } = this.session!.open(bytes);
     if (type === FrameType.CLOSE) {
       const { code, reason } = decodeClose(plaintext);
       this.close(code >= 1000 && code < 5000 ? code : 1000, reason, false);
-      return;
+      return undefined;
     }
     if (type !== RELAY_FRAME) throw new ChannelError('FRAME_INVALID', `unknown frame type ${type}`);
-    await this.relaySession!.handle(plaintext);
+    return this.relaySession!.handle(plaintext);
   }
 
-  /** Sends an already sealed frame on the wire. */
-  sendFrame(frame: Uint8Array): void {
-    if (this.closed) return;
-    this.deps.metrics.messageBytes.inc({ direction: 'out' }, frame.length);
-    if (!this.wire.send(frame)) this.backpressured = true;
+  /** Writes this turn's sealed frames (one corked write on WebSocket). */
+  flushOutbox(): void {
+    const frames = this.outbox;
+    this.outbox = [];
+    if (this.closed || frames.length === 0) return;
+    let ok = true;
+    if (frames.length > 1 && this.wire.sendMany) ok = this.wire.sendMany(frames);
+    else for (const frame of frames) ok = this.wire.send(frame) && ok;
+    if (!ok) this.backpressured = true;
   }
 
   /** The wire drained: let the relay flush what it buffered. */
@@ -328,9 +422,13 @@ export class ChannelConnection {
    */
   close(code: number, reason: string, notifyPeer = true): void {
     if (this.closed) return;
+    // Events already given to the transport go out before the CLOSE frame.
+    if (this.session) this.deps.sealer.flush();
     if (notifyPeer && this.session) {
       try {
-        this.wire.send(this.session.seal(FrameType.CLOSE, encodeClose(code, reason)));
+        const frame = this.session.seal(FrameType.CLOSE, encodeClose(code, reason));
+        this.deps.sealer.sent(frame.length);
+        this.wire.send(frame);
       } catch {
         // The session may already be unusable; the wire close still carries the code.
       }

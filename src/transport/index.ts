@@ -151,6 +151,15 @@ export function createTransport(options: TransportOptions) {
       const wire: Wire = {
         kind: 'ws',
         send: (bytes) => ws.send(bytes) > 0,
+        // One write for a turn's frames; any frame reported backpressured (−1) or dropped (0)
+        // reports the wire backpressured.
+        sendMany: (frames) => {
+          let ok = true;
+          ws.cork(() => {
+            for (const frame of frames) if (ws.send(frame) <= 0) ok = false;
+          });
+          return ok;
+        },
         close: (code, reason) => {
           try {
             ws.close(code, reason);
