@@ -14,7 +14,7 @@
  * to 1 on success and 0 on failure.
  */
 import { KS, ZERO, chachaXor, hchacha20, xorBlocksScalar, xorBlocksSimd, xorBytes } from './chacha';
-import { polyBlocks, polyFinish, polyInit, sealStitched } from './poly1305';
+import { keystream2Poly, polyBlocks, polyFinish, polyInit, sealStitched } from './poly1305';
 
 export { chachaXor, hchacha20 } from './chacha';
 
@@ -86,6 +86,102 @@ function polyAead(aad: usize, aadLen: usize, ct: usize, ctLen: usize, out: usize
     if (len > first) chachaXor(key, nonce, 3, src + first, dst + first, len - first);
   } else {
     chachaXor(key, nonce, 1, src, dst, len);
+  }
+}
+
+// Batch seal of small frames, two at a time (SIMD build). See `sealPair`.
+const PAIR_KS: usize = memory.data(384, 16); // step s holds [A block s | B block s] at 128·s
+const PAIR_KEY: usize = memory.data(64, 16); // pending one-time Poly1305 keys, A then B
+const PAIR_MAC: usize = memory.data(320, 16); // pending MAC inputs (≤ 10 blocks each), A then B
+let pendA: u32 = 0, pendB: u32 = 0; // block counts of the pending MAC jobs (0: none)
+let tagA: usize = 0, tagB: usize = 0;
+let held: usize = 0; // table item of a frame waiting for a partner (0: none)
+
+/** Small-frame limits of the paired path: ≤ 2 payload blocks, AAD in one Poly1305 block. */
+const PAIR_MAX_LEN: usize = 128;
+const PAIR_MAX_AAD: usize = 16;
+
+/** Copies `n` ≤ 128 bytes (memory.copy is a runtime call on JSC; frames here are tiny). */
+// @ts-ignore: decorator
+@inline function copySmall(dst: usize, src: usize, n: usize): void {
+  let i: usize = 0;
+  for (; i + 16 <= n; i += 16) v128.store(dst + i, v128.load(src + i));
+  for (; i < n; i++) store<u8>(dst + i, load<u8>(src + i));
+}
+
+/** Lays out one frame's MAC input (RFC 8439 §2.8) at `mac`; returns its block count. */
+function macInput(mac: usize, aad: usize, aadLen: usize, ct: usize, len: usize): u32 {
+  const z = i64x2.splat(0);
+  for (let o: usize = 0; o < 160; o += 16) v128.store(mac + o, z);
+  let at: usize = 0;
+  if (aadLen > 0) {
+    copySmall(mac, aad, aadLen);
+    at = 16;
+  }
+  copySmall(mac + at, ct, len);
+  at += (len + 15) & ~(<usize>15);
+  store<u64>(mac + at, <u64>aadLen, 0);
+  store<u64>(mac + at, <u64>len, 8);
+  return <u32>((at + 16) >> 4);
+}
+
+/** Finishes the MACs still pending from the last pair (end of a batch). */
+function flushPending(): void {
+  if (pendA > 0) {
+    polyInit(PAIR_KEY);
+    polyBlocks(PAIR_MAC, <usize>pendA << 4, 1 << 24);
+    polyFinish(tagA);
+    pendA = 0;
+  }
+  if (pendB > 0) {
+    polyInit(PAIR_KEY + 32);
+    polyBlocks(PAIR_MAC + 160, <usize>pendB << 4, 1 << 24);
+    polyFinish(tagB);
+    pendB = 0;
+  }
+}
+
+/**
+ * Seals two small frames (table items `a`, `b`) with their keystream computed two blocks per
+ * step in v128 rows while the MACs of the previous pair are absorbed on the integer units
+ * (`keystream2Poly`); the MACs of this pair are left pending for the next pair or the flush.
+ * On JSC a frame's ChaCha (vector units) and Poly1305 (integer multiplies) then overlap, which
+ * a one-frame-at-a-time seal cannot do for frames this short.
+ */
+function sealPair(a: usize, b: usize): void {
+  const ka = <usize>load<u32>(a, 0), na = <usize>load<u32>(a, 4);
+  const kb = <usize>load<u32>(b, 0), nb = <usize>load<u32>(b, 4);
+  // Step 1: blocks 0 (Poly1305 keys) while the previous A's MAC is absorbed.
+  if (pendA > 0) polyInit(PAIR_KEY);
+  keystream2Poly(ka, na, 0, kb, nb, 0, PAIR_KS, PAIR_MAC, <i32>pendA);
+  if (pendA > 0) polyFinish(tagA);
+  // Step 2: blocks 1 while the previous B's MAC is absorbed.
+  if (pendB > 0) polyInit(PAIR_KEY + 32);
+  keystream2Poly(ka, na, 1, kb, nb, 1, PAIR_KS + 128, PAIR_MAC + 160, <i32>pendB);
+  if (pendB > 0) polyFinish(tagB);
+  // Step 3: blocks 2.
+  keystream2Poly(ka, na, 2, kb, nb, 2, PAIR_KS + 256, 0, 0);
+  v128.store(PAIR_KEY, v128.load(PAIR_KS), 0);
+  v128.store(PAIR_KEY, v128.load(PAIR_KS, 16), 16);
+  v128.store(PAIR_KEY, v128.load(PAIR_KS, 64), 32);
+  v128.store(PAIR_KEY, v128.load(PAIR_KS, 80), 48);
+  for (let f: usize = 0; f < 2; f++) {
+    const item = f == 0 ? a : b;
+    const aad = <usize>load<u32>(item, 8), aadLen = <usize>load<u32>(item, 12);
+    const src = <usize>load<u32>(item, 16), len = <usize>load<u32>(item, 20), dst = <usize>load<u32>(item, 24);
+    const ks = PAIR_KS + 128 + (f << 6);
+    const first = len < 64 ? len : 64;
+    xorBytes(src, ks, dst, first);
+    if (len > 64) xorBytes(src + 64, ks + 128, dst + 64, len - 64);
+    const n = macInput(PAIR_MAC + f * 160, aad, aadLen, dst, len);
+    if (f == 0) {
+      pendA = n;
+      tagA = dst + len;
+    } else {
+      pendB = n;
+      tagB = dst + len;
+    }
+    store<u32>(item, 1, 28);
   }
 }
 
@@ -180,12 +276,36 @@ export function batch(table: usize, count: u32, op: u32): u32 {
     const srcLen = <usize>load<u32>(item, 20);
     const dst = <usize>load<u32>(item, 24);
     let ok: u32 = 1;
+    if (ASC_FEATURE_SIMD && op == OP_SEAL && srcLen <= PAIR_MAX_LEN && aadLen <= PAIR_MAX_AAD) {
+      // Lengths are public: choosing the path by them leaks nothing.
+      if (held == 0) {
+        held = item;
+        continue;
+      }
+      sealPair(held, item);
+      held = 0;
+      okCount += 2;
+      continue;
+    }
     if (op == OP_SEAL) seal(key, nonce, aad, aadLen, src, srcLen, dst);
     else if (op == OP_OPEN) ok = open(key, nonce, aad, aadLen, src, srcLen, dst);
     else if (op == OP_XSEAL) xseal(key, nonce, aad, aadLen, src, srcLen, dst);
     else ok = xopen(key, nonce, aad, aadLen, src, srcLen, dst);
     store<u32>(item, ok, 28);
     okCount += ok;
+  }
+  if (ASC_FEATURE_SIMD) {
+    flushPending();
+    if (held != 0) {
+      const item = held;
+      held = 0;
+      seal(<usize>load<u32>(item, 0), <usize>load<u32>(item, 4), <usize>load<u32>(item, 8), <usize>load<u32>(item, 12),
+        <usize>load<u32>(item, 16), <usize>load<u32>(item, 20), <usize>load<u32>(item, 24));
+      store<u32>(item, 1, 28);
+      okCount += 1;
+    }
+    memory.fill(PAIR_KS, 0, 384);
+    memory.fill(PAIR_KEY, 0, 64);
   }
   return okCount;
 }

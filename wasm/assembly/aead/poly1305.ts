@@ -212,3 +212,71 @@ export function sealStitched(key: usize, nonce: usize, counter: u32, src: usize,
   h0 = h0_; h1 = h1_; h2 = h2_; h3 = h3_; h4 = h4_;
 }
 
+
+/**
+ * Two raw ChaCha20 keystream blocks (RFC 8439 §2.3) for independent (key, nonce, counter)
+ * pairs, in v128 rows, written to `out` and `out + 64`, while up to ten Poly1305 blocks at `m`
+ * (`nPoly`, one per double round) are absorbed into the running MAC — the small-frame batch
+ * path (`sealPair` in index.ts) uses it to overlap one frame's MAC with the next frames' keystream.
+ */
+export function keystream2Poly(key0: usize, nonce0: usize, counter0: u32, key1: usize, nonce1: usize, counter1: u32, out: usize, m: usize, nPoly: i32): void {
+  const A0 = i32x4(C0, C1, C2, C3);
+  const B0 = v128.load(key0, 0), Cc0 = v128.load(key0, 16);
+  const D0 = i32x4.replace_lane(i32x4.replace_lane(i32x4.replace_lane(i32x4.splat(counter0), 1, load<u32>(nonce0, 0)), 2, load<u32>(nonce0, 4)), 3, load<u32>(nonce0, 8));
+  const B1 = v128.load(key1, 0), Cc1 = v128.load(key1, 16);
+  const D1 = i32x4.replace_lane(i32x4.replace_lane(i32x4.replace_lane(i32x4.splat(counter1), 1, load<u32>(nonce1, 0)), 2, load<u32>(nonce1, 4)), 3, load<u32>(nonce1, 8));
+  const R0 = <u64>r0, R1 = <u64>r1, R2 = <u64>r2, R3 = <u64>r3, R4 = <u64>r4;
+  const S1 = R1 * 5, S2 = R2 * 5, S3 = R3 * 5, S4 = R4 * 5;
+  let h0_ = h0, h1_ = h1, h2_ = h2, h3_ = h3, h4_ = h4;
+  let a0 = A0, b0 = B0, c0 = Cc0, d0 = D0;
+  let a1 = A0, b1 = B1, c1 = Cc1, d1 = D1;
+  let p = m;
+  for (let i = 0; i < 10; i++) {
+    a0 = i32x4.add(a0, b0); d0 = rot16(v128.xor(d0, a0));
+    a1 = i32x4.add(a1, b1); d1 = rot16(v128.xor(d1, a1));
+    c0 = i32x4.add(c0, d0); b0 = rot12(v128.xor(b0, c0));
+    c1 = i32x4.add(c1, d1); b1 = rot12(v128.xor(b1, c1));
+    if (i < nPoly) {
+      h0_ += load<u32>(p, 0) & MASK; h1_ += (load<u32>(p, 3) >> 2) & MASK; h2_ += (load<u32>(p, 6) >> 4) & MASK; h3_ += (load<u32>(p, 9) >> 6) & MASK; h4_ += (load<u32>(p, 12) >> 8) | (1 << 24);
+      const e0 = <u64>h0_, e1 = <u64>h1_, e2 = <u64>h2_, e3 = <u64>h3_, e4 = <u64>h4_;
+      const f0 = e0 * R0 + e1 * S4 + e2 * S3 + e3 * S2 + e4 * S1;
+      let f1 = e0 * R1 + e1 * R0 + e2 * S4 + e3 * S3 + e4 * S2;
+      let f2 = e0 * R2 + e1 * R1 + e2 * R0 + e3 * S4 + e4 * S3;
+      let f3 = e0 * R3 + e1 * R2 + e2 * R1 + e3 * R0 + e4 * S4;
+      let f4 = e0 * R4 + e1 * R3 + e2 * R2 + e3 * R1 + e4 * R0;
+      f1 += f0 >> 26; h0_ = <u32>f0 & MASK;
+      f2 += f1 >> 26; h1_ = <u32>f1 & MASK;
+      f3 += f2 >> 26; h2_ = <u32>f2 & MASK;
+      f4 += f3 >> 26; h3_ = <u32>f3 & MASK;
+      h4_ = <u32>f4 & MASK;
+      h0_ += <u32>(f4 >> 26) * 5; h1_ += h0_ >> 26; h0_ &= MASK;
+      p += 16;
+    }
+    a0 = i32x4.add(a0, b0); d0 = rot8(v128.xor(d0, a0));
+    a1 = i32x4.add(a1, b1); d1 = rot8(v128.xor(d1, a1));
+    c0 = i32x4.add(c0, d0); b0 = rot7(v128.xor(b0, c0));
+    c1 = i32x4.add(c1, d1); b1 = rot7(v128.xor(b1, c1));
+    b0 = i32x4.shuffle(b0, b0, 1, 2, 3, 0); c0 = i32x4.shuffle(c0, c0, 2, 3, 0, 1); d0 = i32x4.shuffle(d0, d0, 3, 0, 1, 2);
+    b1 = i32x4.shuffle(b1, b1, 1, 2, 3, 0); c1 = i32x4.shuffle(c1, c1, 2, 3, 0, 1); d1 = i32x4.shuffle(d1, d1, 3, 0, 1, 2);
+    a0 = i32x4.add(a0, b0); d0 = rot16(v128.xor(d0, a0));
+    a1 = i32x4.add(a1, b1); d1 = rot16(v128.xor(d1, a1));
+    c0 = i32x4.add(c0, d0); b0 = rot12(v128.xor(b0, c0));
+    c1 = i32x4.add(c1, d1); b1 = rot12(v128.xor(b1, c1));
+    a0 = i32x4.add(a0, b0); d0 = rot8(v128.xor(d0, a0));
+    a1 = i32x4.add(a1, b1); d1 = rot8(v128.xor(d1, a1));
+    c0 = i32x4.add(c0, d0); b0 = rot7(v128.xor(b0, c0));
+    c1 = i32x4.add(c1, d1); b1 = rot7(v128.xor(b1, c1));
+    b0 = i32x4.shuffle(b0, b0, 3, 0, 1, 2); c0 = i32x4.shuffle(c0, c0, 2, 3, 0, 1); d0 = i32x4.shuffle(d0, d0, 1, 2, 3, 0);
+    b1 = i32x4.shuffle(b1, b1, 3, 0, 1, 2); c1 = i32x4.shuffle(c1, c1, 2, 3, 0, 1); d1 = i32x4.shuffle(d1, d1, 1, 2, 3, 0);
+  }
+  v128.store(out, i32x4.add(a0, A0), 0);
+  v128.store(out, i32x4.add(b0, B0), 16);
+  v128.store(out, i32x4.add(c0, Cc0), 32);
+  v128.store(out, i32x4.add(d0, D0), 48);
+  v128.store(out, i32x4.add(a1, A0), 64);
+  v128.store(out, i32x4.add(b1, B1), 80);
+  v128.store(out, i32x4.add(c1, Cc1), 96);
+  v128.store(out, i32x4.add(d1, D1), 112);
+  h0 = h0_; h1 = h1_; h2 = h2_; h3 = h3_; h4 = h4_;
+}
+
