@@ -166,6 +166,8 @@ export async function nodeLoss(
       SSC_BROKER__TYPE: 'redis',
       SSC_BROKER__REDIS__URL: redis.url,
       SSC_SERVER__SHUTDOWN_DEADLINE_MS: '5000',
+      // Not ready for 300 ms before the listeners close, as behind a load balancer.
+      SSC_SERVER__DRAIN_DELAY_MS: '300',
     });
     nodes.push(await startNode({ env: env('n1') }), await startNode({ env: env('n2') }));
     const [n1, n2] = nodes as [Node, Node];
@@ -180,7 +182,15 @@ export async function nodeLoss(
     log(`${signal}: ${ledger.acked} acknowledged on n1; stopping n1`);
     let readyDuringDrain: boolean | undefined;
     n1.proc.kill(signal);
-    if (signal === 'SIGTERM') readyDuringDrain = await ready(n1).catch(() => false);
+    if (signal === 'SIGTERM') {
+      // The signal lands asynchronously: poll until the node answers not-ready (or is gone).
+      readyDuringDrain = true;
+      const until = Date.now() + 3_000;
+      while (readyDuringDrain && Date.now() < until) {
+        readyDuringDrain = await ready(n1).catch(() => false);
+        if (readyDuringDrain) await Bun.sleep(20);
+      }
+    }
     const exitCode = await n1.proc.exited;
     await waitUntil(
       () => clients.every((c) => c.client.currentState === 'open' && c.reconnects >= 1),
