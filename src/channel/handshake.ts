@@ -18,7 +18,7 @@ import { concatBytes, equalBytes, utf8 } from './bytes.ts';
 import { ChannelError, isChannelError } from './errors.ts';
 import { fingerprintOf, type IdentityKeyPair, isFingerprint, type PinStore, signIdentity, verifyIdentity } from './identity.ts';
 import { HandshakeState, type KeyPair } from './noise/handshake-state.ts';
-import { type NoisePrimitives, resolveProtocol } from './noise/protocol.ts';
+import { type NoisePrimitives, type NoiseProtocol, resolveProtocol } from './noise/protocol.ts';
 import { decodePayload, encodePayload, type HandshakePayload } from './payload.ts';
 import { assertProtocolAllowed, DEFAULT_PROTOCOL, PROTOCOLS, prologueFor, protocolId, WIRE_VERSION } from './protocols.ts';
 import { Session, type SessionOptions } from './session.ts';
@@ -121,6 +121,20 @@ export interface ResponderOptions extends CommonOptions {
   fetchQkdKey?: (keyId: string) => Promise<Uint8Array | null>;
 }
 
+/**
+ * Resolved protocols per primitives object and name: a server resolves the same few names for
+ * every connection, and parsing the name and building the protocol object each time showed up
+ * in profiles. The entries are immutable descriptions, so sharing them is safe.
+ */
+const resolved = new WeakMap<NoisePrimitives, Map<string, NoiseProtocol>>();
+function resolveCached(name: string, crypto: NoisePrimitives): NoiseProtocol {
+  let byName = resolved.get(crypto);
+  if (!byName) resolved.set(crypto, (byName = new Map()));
+  let protocol = byName.get(name);
+  if (!protocol) byName.set(name, (protocol = resolveProtocol(name, crypto)));
+  return protocol;
+}
+
 const toPsk2 = (name: string) => name.replace(/^Noise_(XXhfs|NKhfs)_/, 'Noise_$1+psk2_');
 
 abstract class Driver implements HandshakeDriver {
@@ -218,7 +232,7 @@ abstract class Driver implements HandshakeDriver {
   protected noise(name: string, initiator: boolean, extra: { s?: KeyPair; rs?: Uint8Array; psks?: Uint8Array[] }): HandshakeState {
     const id = protocolId(name) as number;
     return new HandshakeState({
-      protocol: resolveProtocol(name, this.common.crypto),
+      protocol: resolveCached(name, this.common.crypto),
       initiator,
       prologue: prologueFor(id),
       e: this.common.ephemeral,
@@ -244,7 +258,7 @@ class Initiator extends Driver {
     this.id = protocolId(name) as number;
     if (!opts.serverFingerprint && !opts.pinStore) throw new ChannelError('CONFIG_INVALID', 'pin the server fingerprint or give a pin store (TOFU)');
     if (opts.serverFingerprint && !isFingerprint(opts.serverFingerprint)) throw new ChannelError('CONFIG_INVALID', 'server fingerprint must be 64 lower-case hex digits');
-    const pattern = resolveProtocol(name, opts.crypto).pattern;
+    const pattern = resolveCached(name, opts.crypto).pattern;
     const nk = pattern.responderPre.includes('s');
     if (nk && !opts.serverStaticKey) throw new ChannelError('CONFIG_INVALID', `${name} needs the server static key`);
     this.hs = this.noise(name, true, {
