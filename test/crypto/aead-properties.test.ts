@@ -91,6 +91,15 @@ describe('WASM ChaCha20-Poly1305 vs @noble/ciphers', () => {
           expect(sealed.map(hex)).toEqual(expected);
           const opened = w.chachaPoly.openBatch(items.map((i, j) => ({ ...i, data: sealed[j]! })));
           expect(opened.map((o) => (o ? hex(o) : null))).toEqual(items.map((i) => hex(i.data)));
+          // Every third frame tampered (ciphertext or tag byte): only those fail, in pairs too.
+          const frames = sealed.map((f, j) => {
+            if (j % 3 !== 1) return f;
+            const t = f.slice();
+            t[(j * 7) % t.length]! ^= 0x01;
+            return t;
+          });
+          const mixed = w.chachaPoly.openBatch(items.map((i, j) => ({ ...i, data: frames[j]! })));
+          expect(mixed.map((o) => (o ? hex(o) : null))).toEqual(items.map((i, j) => (j % 3 === 1 ? null : hex(i.data))));
         }
       }),
       { numRuns: 120 },
@@ -222,6 +231,27 @@ describe('WASM ChaCha20-Poly1305 vs @noble/ciphers', () => {
     w.scratch(new Uint8Array(600).fill(0x5c), dst - kp);
     expect(w.exports.open(kp, np, 0, 0, src, sealed.length, dst)).toBe(0);
     expect(w.read(dst, 484).every((b) => b === 0x5c)).toBe(true);
+  });
+
+  test('batch open writes no plaintext for a frame whose tag fails (paired small frames too)', () => {
+    for (const w of [simd, scalar]) {
+      const k = new Uint8Array(32).fill(1), n = new Uint8Array(12).fill(2);
+      const good = w.chachaPoly.seal(k, n, new Uint8Array(100).fill(0xaa));
+      const bad = good.slice();
+      bad[bad.length - 1]! ^= 1;
+      // Table of 3 items (a pair and an odd one out): [key, nonce, aad, aadLen, src, srcLen, dst, status].
+      const kp = w.scratch(k, 0), np = w.scratch(n, 32);
+      const frames = [bad, good, bad];
+      const src = frames.map((f, j) => w.scratch(f, 256 + j * 512));
+      const dst = frames.map((_, j) => w.scratch(new Uint8Array(100).fill(0x5c), 256 + j * 512 + 256));
+      const table = new Uint32Array(frames.flatMap((f, j) => [kp, np, 0, 0, src[j]!, f.length, dst[j]!, 7]));
+      const tp = w.scratch(new Uint8Array(table.buffer), 2048);
+      expect(w.exports.batch(tp, 3, 1)).toBe(1);
+      expect([...new Uint32Array(w.read(tp, 96).buffer)].filter((_, i) => i % 8 === 7)).toEqual([0, 1, 0]);
+      expect(w.read(dst[0]!, 100).every((b) => b === 0x5c)).toBe(true);
+      expect(w.read(dst[1]!, 100).every((b) => b === 0xaa)).toBe(true);
+      expect(w.read(dst[2]!, 100).every((b) => b === 0x5c)).toBe(true);
+    }
   });
 
   test('SIMD and scalar builds give identical raw ChaCha20 keystreams at every length and counter', () => {
