@@ -96,7 +96,10 @@ const encoder = new TextEncoder();
  * The bytes a heartbeat signature covers: the domain, a NUL, then a JSON array of the fields in
  * a fixed order (an array, so key order cannot vary between implementations).
  */
-export function heartbeatMessage(info: NodeInfo, meta: Omit<SignedMeta, 'signature' | 'publicKey'>): Uint8Array {
+export function heartbeatMessage(
+  info: NodeInfo,
+  meta: Omit<SignedMeta, 'signature' | 'publicKey'>,
+): Uint8Array {
   const fields = [
     info.nodeId,
     meta.fingerprint,
@@ -127,7 +130,9 @@ export function createCluster(options: ClusterOptions) {
     const publicKey = unb64(key);
     if (publicKey.length !== signer.publicKeyLength || fingerprintOf(publicKey) !== fingerprint) {
       // Checked at the boundary, once: a mistyped key must not silently weaken the check.
-      throw new Error(`cluster.trustedKeys: the key under ${fingerprint.slice(0, 16)}… is not the ML-DSA-65 key of that fingerprint`);
+      throw new Error(
+        `cluster.trustedKeys: the key under ${fingerprint.slice(0, 16)}… is not the ML-DSA-65 key of that fingerprint`,
+      );
     }
     trusted.set(fingerprint, publicKey);
   }
@@ -138,7 +143,10 @@ export function createCluster(options: ClusterOptions) {
   const pins = new Map<string, string>();
   if (pinFile) {
     try {
-      for (const [id, fp] of Object.entries(JSON.parse(readFileSync(pinFile, 'utf8')) as Record<string, string>)) pins.set(id, fp);
+      for (const [id, fp] of Object.entries(
+        JSON.parse(readFileSync(pinFile, 'utf8')) as Record<string, string>,
+      ))
+        pins.set(id, fp);
     } catch {
       // no pins yet
     }
@@ -147,7 +155,9 @@ export function createCluster(options: ClusterOptions) {
     if (!pinFile) return;
     try {
       mkdirSync(dirname(pinFile), { recursive: true });
-      writeFileSync(`${pinFile}.tmp`, `${JSON.stringify(Object.fromEntries(pins), null, 2)}\n`, { mode: 0o600 });
+      writeFileSync(`${pinFile}.tmp`, `${JSON.stringify(Object.fromEntries(pins), null, 2)}\n`, {
+        mode: 0o600,
+      });
       renameSync(`${pinFile}.tmp`, pinFile);
     } catch (error) {
       log?.warn({ err: (error as Error).message, file: pinFile }, 'cluster pins not saved; kept in memory');
@@ -157,7 +167,12 @@ export function createCluster(options: ClusterOptions) {
   const registry = metrics?.registry;
   const peerGauge = registry
     ? ((registry.getSingleMetric('ssc_cluster_peers') as Gauge | undefined) ??
-      new Gauge({ name: 'ssc_cluster_peers', help: 'Nodes with a live heartbeat, by verification status.', labelNames: ['status'], registers: [registry] }))
+      new Gauge({
+        name: 'ssc_cluster_peers',
+        help: 'Nodes with a live heartbeat, by verification status.',
+        labelNames: ['status'],
+        registers: [registry],
+      }))
     : undefined;
   const rejected = registry
     ? ((registry.getSingleMetric('ssc_cluster_untrusted_total') as Counter | undefined) ??
@@ -174,7 +189,13 @@ export function createCluster(options: ClusterOptions) {
   let view: ClusterView = { at: 0, peers: [] };
 
   function describe(info: NodeInfo): NodeInfo {
-    const base = { v: 1 as const, version, address: options.address(), load: options.load?.() ?? 0, fingerprint: identity.fingerprint };
+    const base = {
+      v: 1 as const,
+      version,
+      address: options.address(),
+      load: options.load?.() ?? 0,
+      fingerprint: identity.fingerprint,
+    };
     const signature = signer.sign(heartbeatMessage(info, base), identity.seed);
     const meta: SignedMeta = { ...base, publicKey: b64(identity.publicKey), signature: b64(signature) };
     return { ...info, meta: { ...info.meta, ...meta } };
@@ -182,7 +203,12 @@ export function createCluster(options: ClusterOptions) {
 
   function judge(info: NodeInfo, at: number): { status: PeerStatus; reason?: string } {
     const meta = info.meta as Partial<SignedMeta> | undefined;
-    if (!meta || typeof meta.signature !== 'string' || typeof meta.publicKey !== 'string' || typeof meta.fingerprint !== 'string') {
+    if (
+      !meta ||
+      typeof meta.signature !== 'string' ||
+      typeof meta.publicKey !== 'string' ||
+      typeof meta.fingerprint !== 'string'
+    ) {
       return { status: 'unverified', reason: 'heartbeat is not signed' };
     }
     const publicKey = unb64(meta.publicKey);
@@ -196,7 +222,10 @@ export function createCluster(options: ClusterOptions) {
     if (!expectedKey && config.trust === 'tofu') {
       const pinned = pins.get(info.nodeId);
       if (pinned && pinned !== meta.fingerprint) {
-        return { status: 'invalid', reason: `key changed: pinned ${pinned.slice(0, 16)}…, presented ${meta.fingerprint.slice(0, 16)}…` };
+        return {
+          status: 'invalid',
+          reason: `key changed: pinned ${pinned.slice(0, 16)}…, presented ${meta.fingerprint.slice(0, 16)}…`,
+        };
       }
       expectedKey = publicKey;
     }
@@ -210,7 +239,8 @@ export function createCluster(options: ClusterOptions) {
     }
     if (!ok) return { status: 'invalid', reason: 'signature does not verify' };
     // A signed record replayed later (or from a skewed clock) is not a heartbeat.
-    if (info.at < at - ttlMs - 30_000 || info.at > at + 30_000) return { status: 'invalid', reason: 'heartbeat time is outside the live window' };
+    if (info.at < at - ttlMs - 30_000 || info.at > at + 30_000)
+      return { status: 'invalid', reason: 'heartbeat time is outside the live window' };
     if (config.trust === 'tofu' && !trusted.has(meta.fingerprint) && !pins.has(info.nodeId)) {
       pins.set(info.nodeId, meta.fingerprint);
       savePins();
@@ -241,8 +271,16 @@ export function createCluster(options: ClusterOptions) {
         verdict = { key, ...judge(info, at) };
         verdicts.set(info.nodeId, verdict);
         if (verdict.status !== before && verdict.status !== 'verified') {
-          log?.error({ peer: info.nodeId, status: verdict.status, reason: verdict.reason }, 'peer heartbeat not trusted');
-          audit?.({ event: 'cluster.peer_untrusted', peer: info.nodeId, status: verdict.status, reason: verdict.reason });
+          log?.error(
+            { peer: info.nodeId, status: verdict.status, reason: verdict.reason },
+            'peer heartbeat not trusted',
+          );
+          audit?.({
+            event: 'cluster.peer_untrusted',
+            peer: info.nodeId,
+            status: verdict.status,
+            reason: verdict.reason,
+          });
         } else if (verdict.status !== before) {
           log?.info({ peer: info.nodeId, fingerprint: meta.fingerprint }, 'peer verified');
         }
@@ -264,10 +302,12 @@ export function createCluster(options: ClusterOptions) {
     }
     // A node whose heartbeat expired keeps its verdict only while it is untrusted: an invalid node
     // cannot clear its name by going quiet and sending traffic between heartbeats.
-    for (const [id, verdict] of verdicts) if (!seen.has(id) && verdict.status === 'verified') verdicts.delete(id);
+    for (const [id, verdict] of verdicts)
+      if (!seen.has(id) && verdict.status === 'verified') verdicts.delete(id);
     view = { at, peers };
     if (peerGauge) {
-      for (const status of ['verified', 'unverified', 'invalid'] as const) peerGauge.set({ status }, peers.filter((p) => p.status === status).length);
+      for (const status of ['verified', 'unverified', 'invalid'] as const)
+        peerGauge.set({ status }, peers.filter((p) => p.status === status).length);
     }
     return view;
   }
@@ -315,7 +355,7 @@ export function createCluster(options: ClusterOptions) {
       action: bad.length
         ? 'a node whose heartbeat does not verify is not trusted (its live traffic is dropped): add its key to cluster.trustedKeys, or remove the node and rotate the broker credentials'
         : !self
-          ? 'check this node\'s broker connection'
+          ? "check this node's broker connection"
           : undefined,
       details,
     };
@@ -350,7 +390,10 @@ export type Cluster = ReturnType<typeof createCluster>;
  * Ops route `GET /api/cluster/peers` (behind the admin guard): the cluster view as JSON, for the
  * dashboard and operators.
  */
-export function createClusterRoutes(options: { cluster: Cluster; guard: import('hono').MiddlewareHandler }): Hono {
+export function createClusterRoutes(options: {
+  cluster: Cluster;
+  guard: import('hono').MiddlewareHandler;
+}): Hono {
   const app = new Hono();
   app.use('/api/cluster/*', options.guard);
   app.get('/api/cluster/peers', async (c) => {
