@@ -133,25 +133,10 @@ export function networkCheck(config: Config, metrics: Metrics): () => Promise<Ch
   };
 }
 
-/**
- * Consensus on a single node: with the embedded broker a node has no peers by design, and says
- * so. With Redis, peers are announced and verified by the consensus room, which registers its
- * own check; until one is registered the component reads "no check registered" (warning).
- */
-export function singleNodeCheck(): CheckResult {
-  return {
-    status: 'healthy',
-    observedValue: 0,
-    observedUnit: 'peers',
-    output: 'single node (embedded broker), no peers configured',
-  };
-}
-
 /** Registers the default checks above with their components. */
 export function registerDefaultChecks(options: DefaultCheckOptions): void {
   const { config, health, metrics, logging } = options;
   health.register('logging', 'log-streams', { critical: false, check: loggingCheck(config, logging) });
   health.register('error-handler', 'error-rate', { critical: false, check: errorHandlerCheck(metrics) });
   health.register('network', 'connections', { critical: false, check: networkCheck(config, metrics) });
-  if (config.broker.type === 'memory') health.register('consensus', 'cluster', { critical: false, check: singleNodeCheck });
 }
