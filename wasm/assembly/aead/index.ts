@@ -159,8 +159,8 @@ function sealPair(a: usize, b: usize): void {
   if (pendB > 0) polyInit(PAIR_KEY + 32);
   keystream2Poly(ka, na, 1, kb, nb, 1, PAIR_KS + 128, PAIR_MAC + 160, <i32>pendB);
   if (pendB > 0) polyFinish(tagB);
-  // Step 3: blocks 2.
-  keystream2Poly(ka, na, 2, kb, nb, 2, PAIR_KS + 256, 0, 0);
+  // Step 3: blocks 2, needed only when a payload is longer than one block.
+  if (<usize>load<u32>(a, 20) > 64 || <usize>load<u32>(b, 20) > 64) keystream2Poly(ka, na, 2, kb, nb, 2, PAIR_KS + 256, 0, 0);
   v128.store(PAIR_KEY, v128.load(PAIR_KS), 0);
   v128.store(PAIR_KEY, v128.load(PAIR_KS, 16), 16);
   v128.store(PAIR_KEY, v128.load(PAIR_KS, 64), 32);
