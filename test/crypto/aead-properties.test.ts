@@ -284,6 +284,20 @@ describe('WASM ChaCha20-Poly1305 vs @noble/ciphers', () => {
       expect(hex(scalar.chachaPoly.open(k, n, sealed)!)).toBe(hex(p));
     }
   });
+
+  test('frames beyond the 16 KiB stitched-open scratch (SIMD) agree with noble, and a bad tag yields nothing', () => {
+    const k = new Uint8Array(32).fill(6), n = new Uint8Array(12).fill(8), a = new Uint8Array(9).fill(2);
+    for (const len of [16_511, 16_512, 16_639, 16_640, 16_641, 20_000, 65_536 + 77, 300_001]) {
+      const p = crypto.getRandomValues(new Uint8Array(len));
+      const expected = hex(chacha20poly1305(k, n, a).encrypt(p));
+      const sealed = simd.chachaPoly.seal(k, n, p, a);
+      expect(hex(sealed)).toBe(expected);
+      expect(hex(simd.chachaPoly.open(k, n, sealed, a)!)).toBe(hex(p));
+      const bad = sealed.slice();
+      bad[len - 1]! ^= 4;
+      expect(simd.chachaPoly.open(k, n, bad, a)).toBeNull();
+    }
+  });
 });
 
 describe('raw kernels, RFC known answers', () => {

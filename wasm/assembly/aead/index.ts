@@ -22,6 +22,9 @@ const PADBUF: usize = memory.data(16, 16);
 const TAG: usize = memory.data(16, 16);
 const SUBKEY: usize = memory.data(32, 16);
 const NONCE12: usize = memory.data(16, 16);
+/** Keystream scratch of the stitched open: up to 16 KiB (128 chunks of 128 bytes), wiped after use. */
+const OPEN_KS_CHUNKS: u32 = 128;
+const OPEN_KS: usize = memory.data(<i32>OPEN_KS_CHUNKS << 7, 16);
 
 export const OP_SEAL: u32 = 0;
 export const OP_OPEN: u32 = 1;
@@ -242,7 +245,7 @@ export function seal(key: usize, nonce: usize, aad: usize, aadLen: usize, src: u
     polyPadded(aad, aadLen);
     xorBytes(src, KS + 64, dst, 128);
     const chunks = <u32>((len - 128) >> 7);
-    sealStitched(key, nonce, 3, src + 128, dst + 128, chunks, dst);
+    sealStitched(key, nonce, 3, src + 128, dst + 128, chunks, dst, 128);
     const done: usize = 128 + (<usize>chunks << 7);
     if (len > done) chachaXor(key, nonce, 3 + 2 * chunks, src + done, dst + done, len - done);
     const absorbed = <usize>chunks << 7;
@@ -267,7 +270,23 @@ export function open(key: usize, nonce: usize, aad: usize, aadLen: usize, src: u
   const len = srcLen - 16;
   const cached = firstBlocks(key, nonce, len);
   polyInit(KS);
-  polyAead(aad, aadLen, src, len, TAG);
+  // SIMD build, longer frames: the MAC over the ciphertext is stitched with keystream generation
+  // into OPEN_KS (scratch, never the output); plaintext is produced only after the tag check.
+  let chunks: u32 = 0;
+  if (ASC_FEATURE_SIMD && len >= 256) {
+    chunks = <u32>((len - 128) >> 7);
+    if (chunks > OPEN_KS_CHUNKS) chunks = OPEN_KS_CHUNKS;
+    polyPadded(aad, aadLen);
+    sealStitched(key, nonce, 3, ZERO, OPEN_KS, chunks, src, 0);
+    const absorbed = <usize>chunks << 7;
+    polyPadded(src + absorbed, len - absorbed);
+    store<u64>(PADBUF, <u64>aadLen, 0);
+    store<u64>(PADBUF, <u64>len, 8);
+    polyBlocks(PADBUF, 16, 1 << 24);
+    polyFinish(TAG);
+  } else {
+    polyAead(aad, aadLen, src, len, TAG);
+  }
   const diff =
     (load<u32>(TAG, 0) ^ load<u32>(src + len, 0)) |
     (load<u32>(TAG, 4) ^ load<u32>(src + len, 4)) |
@@ -275,7 +294,18 @@ export function open(key: usize, nonce: usize, aad: usize, aadLen: usize, src: u
     (load<u32>(TAG, 12) ^ load<u32>(src + len, 12));
   // 1 when diff == 0, computed without a data-dependent branch.
   const ok = <u32>(((<u64>diff) - 1) >> 63);
-  if (ok) cryptPayload(key, nonce, src, dst, len, cached);
+  if (ok) {
+    if (chunks > 0) {
+      xorBytes(src, KS + 64, dst, 128);
+      const ks = <usize>chunks << 7;
+      xorBytes(src + 128, OPEN_KS, dst + 128, ks);
+      const done: usize = 128 + ks;
+      if (len > done) chachaXor(key, nonce, 3 + 2 * chunks, src + done, dst + done, len - done);
+    } else {
+      cryptPayload(key, nonce, src, dst, len, cached);
+    }
+  }
+  if (chunks > 0) memory.fill(OPEN_KS, 0, <usize>chunks << 7);
   wipeScratch();
   return ok;
 }
