@@ -204,7 +204,7 @@ export class ChannelConnection {
   backpressured = false;
   identity: string | undefined;
   protocol: string | null = null;
-  readonly log: Logger;
+  private logger: Logger | undefined;
 
   constructor(
     readonly wire: Wire,
@@ -215,12 +215,17 @@ export class ChannelConnection {
   ) {
     this.id = id ?? `${Date.now().toString(36)}-${(nextId++).toString(36)}`;
     this.driver = driver;
-    this.log = deps.logger.child({ connection: this.id, transport: wire.kind });
     // Slowloris: a handshake that does not finish in time closes the channel.
     this.timer = setTimeout(() => {
       if (!this.session) this.fail(new ChannelError('HANDSHAKE_TIMEOUT', 'handshake did not complete in time'));
     }, Math.max(0, driver.deadline - Date.now()));
     this.timer.unref?.();
+  }
+
+  /** This channel's child logger, made on first use (most channels never log: less memory per idle channel). */
+  get log(): Logger {
+    this.logger ??= this.deps.logger.child({ connection: this.id, transport: this.wire.kind });
+    return this.logger;
   }
 
   get isOpen(): boolean {
@@ -254,10 +259,19 @@ export class ChannelConnection {
     return run;
   }
 
-  private readonly dequeue = () => {
-    this.queued--;
-  };
-  private readonly onRelayFailure = (error: unknown) => this.fail(error);
+  // Made on first use: an idle channel keeps no closures it never needs.
+  private dequeueFn: (() => void) | undefined;
+  private failFn: ((error: unknown) => void) | undefined;
+  private get dequeue(): () => void {
+    this.dequeueFn ??= () => {
+      this.queued--;
+    };
+    return this.dequeueFn;
+  }
+  private get onRelayFailure(): (error: unknown) => void {
+    this.failFn ??= (error) => this.fail(error);
+    return this.failFn;
+  }
 
   /**
    * Feeds one frame that arrived over HTTP. Frames there may arrive out of order and be retried,
@@ -317,6 +331,7 @@ export class ChannelConnection {
 
   private opened(driver: HandshakeDriver): void {
     clearTimeout(this.timer);
+    this.timer = undefined;
     this.session = driver.session();
     this.driver = null;
     const peer = driver.peer;

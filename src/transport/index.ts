@@ -63,6 +63,37 @@ interface WsData {
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
 const sha256hex = (bytes: Uint8Array) => new Bun.CryptoHasher('sha256').update(bytes).digest('hex');
 
+/**
+ * The WebSocket side of a channel. A class rather than an object of closures: its methods are
+ * shared, so an idle channel holds one small object here.
+ */
+class WebSocketWire implements Wire {
+  readonly kind = 'ws' as const;
+  constructor(private readonly ws: ServerWebSocket<WsData>) {}
+
+  send(bytes: Uint8Array): boolean {
+    return this.ws.send(bytes) > 0;
+  }
+
+  /** One write for a turn's frames; any frame reported backpressured (−1) or dropped (0) reports the wire backpressured. */
+  sendMany(frames: Uint8Array[]): boolean {
+    const ws = this.ws;
+    let ok = true;
+    ws.cork(() => {
+      for (const frame of frames) if (ws.send(frame) <= 0) ok = false;
+    });
+    return ok;
+  }
+
+  close(code: number, reason: string): void {
+    try {
+      this.ws.close(code, reason);
+    } catch {
+      // already closed
+    }
+  }
+}
+
 /** Creates the transport layer: Hono routes for the public app and Bun's WebSocket handlers. */
 export function createTransport(options: TransportOptions) {
   const { config, metrics, logger, audit, limits, relay } = options;
@@ -148,26 +179,7 @@ export function createTransport(options: TransportOptions) {
     closeOnBackpressureLimit: false,
     sendPings: true,
     open(ws) {
-      const wire: Wire = {
-        kind: 'ws',
-        send: (bytes) => ws.send(bytes) > 0,
-        // One write for a turn's frames; any frame reported backpressured (−1) or dropped (0)
-        // reports the wire backpressured.
-        sendMany: (frames) => {
-          let ok = true;
-          ws.cork(() => {
-            for (const frame of frames) if (ws.send(frame) <= 0) ok = false;
-          });
-          return ok;
-        },
-        close: (code, reason) => {
-          try {
-            ws.close(code, reason);
-          } catch {
-            // already closed
-          }
-        },
-      };
+      const wire = new WebSocketWire(ws);
       const connection = new ChannelConnection(wire, newDriver(), ws.data.source, deps);
       ws.data.connection = connection;
       register(connection);
