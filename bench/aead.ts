@@ -25,20 +25,29 @@ interface Impl {
   prepare(items: AeadBatchItem[]): Promise<AeadBatchItem[]>;
 }
 
+/**
+ * Rate of `run` in ops/s: after a warm-up, the best of three equal timing windows. The box is
+ * shared, so a window can lose the CPU to another process; every implementation (the AES-GCM
+ * baseline included) is measured the same way, so ratios stay comparable.
+ */
 async function measure(run: () => unknown | Promise<unknown>, isAsync: boolean, opsPerRun: number, ms: number): Promise<number> {
   // Warm-up: lets the JIT tier up (JSC's OMG for WASM) before timing.
   const warmEnd = performance.now() + Math.max(20, ms / 4);
   while (performance.now() < warmEnd) isAsync ? await run() : run();
-  let runs = 0;
-  const start = performance.now();
-  let now = start;
-  const end = start + ms;
-  while (now < end) {
-    for (let i = 0; i < 8; i++) isAsync ? await run() : run();
-    runs += 8;
-    now = performance.now();
+  let best = 0;
+  for (let window = 0; window < 3; window++) {
+    let runs = 0;
+    const start = performance.now();
+    let now = start;
+    const end = start + ms / 3;
+    while (now < end) {
+      for (let i = 0; i < 8; i++) isAsync ? await run() : run();
+      runs += 8;
+      now = performance.now();
+    }
+    best = Math.max(best, (runs * opsPerRun) / ((now - start) / 1000));
   }
-  return (runs * opsPerRun) / ((now - start) / 1000);
+  return best;
 }
 
 const bench: Benchmark = {
@@ -178,7 +187,7 @@ const bench: Benchmark = {
         'target ≥ 1 GB/s met': gbps16k >= 1,
       },
       notes: [
-        'ratios are to native AES-256-GCM (node:crypto createCipheriv, AES-NI) at the same size and operation, measured in the same run',
+        'ratios are to native AES-256-GCM (node:crypto createCipheriv, AES-NI) at the same size and operation, measured in the same run; each rate is the best of three timing windows after a warm-up',
         'every frame has its own 32-byte key and 12-byte nonce and a 9-byte AAD; batch N = N frames per JS→WASM call; single calls copy each result out to a fresh Uint8Array, batches copy all results out of linear memory once (sealBatch/openBatch return views of that copy, packed N writes them into a caller-provided buffer and returns offsets)',
         'WebCrypto keys are imported (format raw-secret) once per frame key before timing (a channel keeps its key); AES-GCM and WASM take raw keys per call',
       ],
