@@ -11,7 +11,9 @@
  * `[keyPtr, noncePtr, aadPtr, aadLen, srcPtr, srcLen, dstPtr, status]`. Seal writes
  * `srcLen + 16` bytes (ciphertext || tag) at dstPtr; open reads `srcLen` bytes (ciphertext ||
  * tag) and, only when the tag verifies, writes `srcLen − 16` bytes of plaintext. `status` is set
- * to 1 on success and 0 on failure.
+ * to 1 on success and 0 on failure. An item may work in place (src == dst) but must not overlap
+ * another item: in the SIMD build ChaCha20-Poly1305 frames of ≤ 128 bytes with ≤ 16 bytes of
+ * AAD are processed two at a time, and a sealed pair's tags are written during the next pair.
  */
 import { KS, ZERO, chachaXor, hchacha20, xorBlocksScalar, xorBlocksSimd, xorBytes } from './chacha';
 import { keystream2Poly, polyBlocks, polyFinish, polyInit, sealStitched } from './poly1305';
@@ -338,6 +340,11 @@ export function xopen(key: usize, nonce: usize, aad: usize, aadLen: usize, src: 
  */
 export function batch(table: usize, count: u32, op: u32): u32 {
   let okCount: u32 = 0;
+  // A batch that trapped (a bad pointer from a raw caller) must not leak a held frame or a
+  // pending MAC into this one.
+  held = 0;
+  pendA = 0;
+  pendB = 0;
   for (let i: u32 = 0; i < count; i++) {
     const item = table + (<usize>i << 5);
     const key = <usize>load<u32>(item, 0);
