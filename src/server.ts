@@ -53,7 +53,15 @@ export interface RunningServer {
 export type DrainHook = (deadline: number) => Promise<void> | void;
 
 /** Starts a node from a validated config. */
-export async function startServer(config: Config): Promise<RunningServer> {
+export interface StartOptions {
+  /**
+   * The byte source the entropy health tests examine (default: the system CSPRNG through
+   * `crypto.getRandomValues`). For embedding with another RNG, and for tests of the gate.
+   */
+  entropySource?: (bytes: Uint8Array) => Uint8Array;
+}
+
+export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
   const startedAt = Date.now();
   // Files the config names must exist before anything starts (exit 2, not a crash loop).
   for (const key of ['cert', 'key', 'ca'] as const) {
@@ -135,10 +143,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
 
   // Security foundation: entropy health (SP 800-90B) at startup and periodically; bans and limits.
   const securityLog = root.child({ component: 'security' });
-  let entropy = runEntropyTests();
+  const entropySource = options.entropySource;
+  let entropy = runEntropyTests({ source: entropySource });
   const entropyTimer = setInterval(() => {
     const before = entropy.ok;
-    entropy = runEntropyTests();
+    entropy = runEntropyTests({ source: entropySource });
     if (!entropy.ok || !before) securityLog[entropy.ok ? 'info' : 'error']({ entropy }, 'entropy health test');
   }, config.security.entropyIntervalSeconds * 1000);
   entropyTimer.unref?.();
