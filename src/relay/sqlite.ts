@@ -71,6 +71,25 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   db.exec('PRAGMA journal_mode = WAL');
   db.exec(`PRAGMA synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
   db.exec('PRAGMA busy_timeout = 5000');
+  // WAL checkpoints run in a worker (sqlite-checkpoint.ts), not inside a commit on the event loop.
+  // If the worker cannot run, SQLite's own automatic checkpoint stays on.
+  let checkpointer: Worker | undefined;
+  if (path !== ':memory:') {
+    try {
+      const worker = new Worker(new URL('./sqlite-checkpoint.ts', import.meta.url).href);
+      (worker as Worker & { unref?(): void }).unref?.();
+      worker.onerror = () => {
+        checkpointer = undefined;
+        if (!closed) db.exec('PRAGMA wal_autocheckpoint = 1000');
+      };
+      // Every 250 ms: at 25 ms the checkpoints' fsyncs contended with the commits' and stalled more.
+      worker.postMessage({ type: 'start', path, intervalMs: 250 });
+      db.exec('PRAGMA wal_autocheckpoint = 0');
+      checkpointer = worker;
+    } catch {
+      checkpointer = undefined;
+    }
+  }
   db.exec(`
     CREATE TABLE IF NOT EXISTS topics (topic TEXT PRIMARY KEY, epoch TEXT NOT NULL, last_offset INTEGER NOT NULL, trimmed_at INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS history (topic TEXT NOT NULL, offset INTEGER NOT NULL, from_id TEXT NOT NULL, data TEXT NOT NULL, time INTEGER NOT NULL, PRIMARY KEY (topic, offset)) WITHOUT ROWID;
@@ -352,6 +371,18 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       if (closed) return;
       runQueue();
       closed = true;
+      const worker = checkpointer;
+      checkpointer = undefined;
+      if (worker) {
+        await Promise.race([
+          new Promise<void>((resolve) => {
+            worker.onmessage = () => resolve();
+            worker.postMessage({ type: 'stop' });
+          }),
+          new Promise((resolve) => setTimeout(resolve, 1_000)),
+        ]);
+        worker.terminate();
+      }
       db.close();
     },
   };
