@@ -55,6 +55,34 @@ export const redactPaths = (() => {
   return paths;
 })();
 
+const secretKeySet = new Set([
+  'password', 'secret', 'secretKey', 'privateKey', 'sharedSecret', 'token', 'accessToken', 'refreshToken',
+  'adminToken', 'apiKey', 'authorization', 'cookie', 'key', 'psk', 'body', 'payload', 'plaintext', 'frame',
+  'set-cookie', 'x-api-key', 'x-admin-token',
+]);
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype;
+
+/**
+ * Replaces secret fields (the names in `redactPaths`) with "[redacted]" at the top level and two
+ * levels below, copying only the objects it changes. One pass over a small object: much cheaper
+ * than pino's wildcard `redact` paths, which cost a quarter of a handshake's CPU in profiles.
+ */
+export function redactSecrets<T>(value: T, depth = 0): T {
+  if (!isPlainObject(value)) return value;
+  let out: Record<string, unknown> | undefined;
+  for (const key in value) {
+    const field = value[key];
+    if (secretKeySet.has(key)) {
+      if (field !== undefined) (out ??= { ...value })[key] = '[redacted]';
+    } else if (depth < 2 && isPlainObject(field)) {
+      const cleaned = redactSecrets(field, depth + 1);
+      if (cleaned !== field) (out ??= { ...value })[key] = cleaned;
+    }
+  }
+  return (out ?? value) as T;
+}
+
 /** An audit event: a security-relevant fact (handshake, auth result, ban, admin action…). */
 export interface AuditEvent {
   event: string;
@@ -179,33 +207,21 @@ export function createLogging(options: LoggingOptions): Logging {
     level: log.level,
     // No `component` in the root bindings: pino would repeat the key when a child sets it.
     base: { ...base },
-    redact: { paths: redactPaths, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { level: (label) => ({ level: label }) },
+    // Secrets are removed from every record's fields before any stream sees them.
+    formatters: { level: (label) => ({ level: label }), log: (object) => redactSecrets(object) },
   };
   const logger = streams.length > 0 ? pino(pinoOptions, pino.multistream(streams)) : pino({ ...pinoOptions, level: 'silent' });
   const auditLogger = auditDestination
     ? pino({ ...pinoOptions, level: 'info', base: { stream: 'audit', ...base } }, auditDestination)
     : undefined;
   const listeners = new Set<(event: AuditEvent) => void>();
-  // External audit writer: events are redacted by the same rules (a pino instance that
-  // serialises into a variable), queued until the writer arrives (bounded; overflow is counted).
+  // External audit writer: events are redacted by the same rules, queued until the writer
+  // arrives (bounded; overflow is counted).
   let auditWriter: AuditWriter | undefined;
   const pendingAudit: AuditEvent[] = [];
   let droppedAudit = 0;
-  let redacted = '';
-  const redactor = options.externalAudit
-    ? pino({ redact: pinoOptions.redact, base: undefined, timestamp: false, level: 'info' }, {
-        write: (line: string) => {
-          redacted = line;
-        },
-      })
-    : undefined;
-  const toWriter = (event: AuditEvent) => {
-    redactor!.info(event);
-    const { level: _level, ...clean } = JSON.parse(redacted) as AuditEvent & { level?: unknown };
-    return clean as AuditEvent;
-  };
+  const toWriter = (event: AuditEvent) => redactSecrets(event);
 
   return {
     logger,
