@@ -334,6 +334,22 @@ export function sealMany(aead: BatchAead, requests: readonly { session: Session;
     if (session.aead.name !== aead.name) throw new ChannelError('CONFIG_INVALID', `session cipher ${session.aead.name} does not match batch cipher ${aead.name}`);
     return session.prepareSeal(type, plaintext);
   });
-  const sealed = aead.sealBatch(prepared.map((p) => p.item));
+  const items = prepared.map((p) => p.item);
+  // The WASM AEAD's packed form writes `header ‖ ciphertext ‖ tag` for every frame into one
+  // buffer: the frames are views of it, with no copy per frame (a relay fan-out's hot path).
+  const packed = (aead as PackedSealer).sealBatchPacked;
+  if (packed) {
+    const out = packed.call(aead, items, { prefixes: prepared.map((p) => p.header) });
+    return prepared.map((_, i) => out.bytes.subarray(out.offsets[i]!, out.offsets[i]! + out.lengths[i]!));
+  }
+  const sealed = aead.sealBatch(items);
   return prepared.map((p, i) => concatBytes(p.header, sealed[i]));
+}
+
+/** The packed seal of `WasmBatchAead` (src/crypto/wasm-glue.ts), when the batch AEAD has it. */
+interface PackedSealer {
+  sealBatchPacked?(
+    items: readonly AeadBatchItem[],
+    options: { prefixes: readonly Uint8Array[] },
+  ): { bytes: Uint8Array; offsets: Uint32Array; lengths: Uint32Array };
 }
