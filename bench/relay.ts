@@ -332,6 +332,8 @@ const bench: Benchmark = {
           'delivered/s': Math.round(top.deliveredPerSecond),
           'vs plain': base ? round(top.deliveredPerSecond / base.deliveredPerSecond) : Number.NaN,
           'server CPU': round(top.serverCpu),
+          // Server efficiency, whatever bound the run: deliveries per second per busy server core.
+          'delivered/server-core-s': Math.round(top.deliveredPerSecond / top.serverCpu),
           'loadgen CPU': round(top.loadCpu),
           'p50 ms @½': round(paced.latencyMs.p50, 3),
           'p99 ms @½': round(paced.latencyMs.p99, 3),
@@ -390,7 +392,8 @@ const bench: Benchmark = {
       notes: [
         'delivered/s counts publications opened by subscribers (fan-out N: N deliveries per publish); peak = closed loop, each publisher keeps 32 publishes unanswered',
         '@½ = open loop at half of that deployment\'s peak publish rate; latency = publish sent → publication opened, one clock (publisher and subscribers share a load-generator process)',
-        'CPU in cores (1.0 = one core busy) over the measured window; server CPU includes redis-server for the Redis set-up; this box has 2 cores shared by servers and load generators',
+        'CPU in cores (1.0 = one core busy) over the measured window; server CPU includes redis-server for the Redis set-up; this box has 2 cores shared by servers and load generators; a loadgen CPU near 1.0 per process means the run was bound by the load generator',
+        'delivered/server-core-s = delivered/s ÷ server CPU: what one busy server core delivers (the secure server also spends time blocked in its SQLite commit fsync, which this does not count)',
         'plain baseline: Bun.serve WebSocket relay speaking the same JSON without encryption, store or validation; fan-out with one server.publish per message (uWS topic)',
         'secure: real `ssc serve`, hybrid XXhfs handshake per connection, every command sealed and every frame opened (WASM ChaCha20-Poly1305), history appended to SQLite (embedded) or Redis streams',
         `RSS per idle connection = (RSS after ${idleCount} more connections − RSS before) / ${idleCount}, ${IDLE_SETTLE_MS / 1000} s after the last handshake (no forced GC)`,
