@@ -155,6 +155,11 @@ interface SessionState extends RelaySession {
   joinedAt: number;
   /** Ordering chain: publish/send are issued to the store in command order. */
   tail: Promise<unknown>;
+  /** Settles when the latest command that runs alone (not publish/send), and all before it, are done. */
+  barrier?: Promise<void>;
+  /** Publish/send commands running now, and who waits for them all to finish. */
+  running: number;
+  idle?: () => void;
   dm: { live: boolean; skipUpTo: number; lastDelivered: number; arrivedDuringLoad: boolean; drained?: () => void };
 }
 
@@ -812,8 +817,50 @@ export function createRelay(options: RelayOptions): Relay {
     }
   }
 
+  /**
+   * Commands of one connection take effect as if each ran after the one sent before it — the
+   * transport hands them over without waiting for the previous one. Publish and send may overlap
+   * one another (`ordered` issues their store writes in command order, so a stream of them is
+   * pipelined); any other command waits for everything sent before it, and everything sent after
+   * it waits for it.
+   */
   async function handle(session: SessionState, input: unknown): Promise<RelayReply> {
-    const { cmd, id, error } = parse(input);
+    const parsed = parse(input);
+    const kind = parsed.cmd?.cmd;
+    if (kind === 'publish' || kind === 'send') {
+      if (session.barrier) await session.barrier;
+      session.running++;
+      try {
+        return await run(session, parsed);
+      } finally {
+        if (--session.running === 0 && session.idle) {
+          const wake = session.idle;
+          session.idle = undefined;
+          wake();
+        }
+      }
+    }
+    const before = session.barrier;
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    session.barrier = mine;
+    try {
+      if (before) await before;
+      if (session.running > 0) {
+        await new Promise<void>((resolve) => {
+          session.idle = resolve;
+        });
+      }
+      return await run(session, parsed);
+    } finally {
+      if (session.barrier === mine) session.barrier = undefined;
+      release();
+    }
+  }
+
+  async function run(session: SessionState, { cmd, id, error }: ReturnType<typeof parse>): Promise<RelayReply> {
     let reply: RelayReply;
     let after: (() => void) | undefined;
     if (!cmd) {
@@ -872,6 +919,7 @@ export function createRelay(options: RelayOptions): Relay {
       closed: false,
       joinedAt: now(),
       tail: Promise.resolve(),
+      running: 0,
       dm: { live: false, skipUpTo: 0, lastDelivered: 0, arrivedDuringLoad: false },
       handle: (input) => handle(session, input),
       drain() {
