@@ -29,7 +29,7 @@ import type { BatchAead } from '../crypto/types.ts';
 import { AppError } from '../errors.ts';
 import type { AuditEvent } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import type { Relay } from '../relay/index.ts';
+import { type Relay, SLOW_CONSUMER_CLOSE } from '../relay/index.ts';
 import { clientAddress } from '../security/http.ts';
 import type { SecurityLimits } from '../security/limits.ts';
 import { ChannelConnection, type ConnectionDeps, FanoutSealer, type Wire } from './connection.ts';
@@ -72,17 +72,34 @@ class WebSocketWire implements Wire {
   constructor(private readonly ws: ServerWebSocket<WsData>) {}
 
   send(bytes: Uint8Array): boolean {
-    return this.ws.send(bytes) > 0;
+    const status = this.ws.send(bytes);
+    if (status === 0) this.dropped();
+    return status > 0;
   }
 
   /** One write for a turn's frames; any frame reported backpressured (−1) or dropped (0) reports the wire backpressured. */
   sendMany(frames: Uint8Array[]): boolean {
     const ws = this.ws;
     let ok = true;
+    let dropped = false;
     ws.cork(() => {
-      for (const frame of frames) if (ws.send(frame) <= 0) ok = false;
+      for (const frame of frames) {
+        const status = ws.send(frame);
+        if (status <= 0) ok = false;
+        if (status === 0) dropped = true;
+      }
     });
+    if (dropped) this.dropped();
     return ok;
+  }
+
+  /**
+   * Bun dropped a frame (its send buffer passed `backpressureLimit`). A frame is never lost
+   * silently: the channel is closed as a slow consumer, so the client reconnects and the relay
+   * redelivers what it has not acknowledged.
+   */
+  private dropped(): void {
+    this.close(SLOW_CONSUMER_CLOSE.code, SLOW_CONSUMER_CLOSE.reason);
   }
 
   close(code: number, reason: string): void {

@@ -162,6 +162,39 @@ describe('WebSocket channels', () => {
     expect(audit).toContain('"code":"DECRYPT_FAILED"');
   });
 
+  test('pipelined commands keep their order: publish, subscribe, publish, history sent back to back', async () => {
+    const { ws, driver, next, inbox } = await rawChannel();
+    await driver.readMessage(await next());
+    ws.send(buf(await driver.writeMessage()));
+    const session = driver.session();
+    const topic = `public:pipeline-${Date.now()}`;
+    const data = (text: string) => Buffer.from(text).toString('base64');
+    const commands = [
+      { id: 1, cmd: 'publish', topic, data: data('first') },
+      { id: 2, cmd: 'subscribe', topic },
+      { id: 3, cmd: 'publish', topic, data: data('second') },
+      { id: 4, cmd: 'history', topic, since: 0 },
+      { id: 5, cmd: 'ping' },
+    ];
+    for (const command of commands) ws.send(buf(session.seal(0x10, new TextEncoder().encode(JSON.stringify(command)))));
+    const events: Record<string, any>[] = [];
+    while (!events.some((e) => e.type === 'reply' && e.id === 5)) {
+      await waitFor(() => inbox.length > 0 || undefined);
+      const opened = session.open(inbox.shift()!);
+      events.push(JSON.parse(new TextDecoder().decode(opened.plaintext)));
+    }
+    const replies = events.filter((e) => e.type === 'reply');
+    expect(replies.map((r) => r.id)).toEqual([1, 2, 3, 4, 5]);
+    expect(replies.every((r) => r.ok)).toBe(true);
+    // The subscription sees the second publication (live), not the first (before it subscribed).
+    const live = events.filter((e) => e.type === 'publication').map((e) => Buffer.from(e.data, 'base64').toString());
+    expect(live).toEqual(['second']);
+    // History, asked after both publishes, holds both in order.
+    const history = replies.find((r) => r.id === 4)!.result.publications.map((p: { data: string }) => Buffer.from(p.data, 'base64').toString());
+    expect(history).toEqual(['first', 'second']);
+    ws.close();
+  });
+
   test('a replayed frame on a WebSocket closes the channel (4003)', async () => {
     const { ws, driver, next, closed } = await rawChannel();
     await driver.readMessage(await next());
