@@ -297,7 +297,12 @@ export async function startServer(config: Config, options: StartOptions = {}): P
 
   // Relay: embedded (in-process broker + SQLite) or Redis, chosen in one place.
   const relayLog = root.child({ component: 'relay' });
-  const backends = await createRelayBackends(config, { logger: relayLog, metrics, nodeId });
+  const backends = await createRelayBackends(config, {
+    logger: relayLog,
+    metrics,
+    nodeId,
+    sqliteSynchronous: config.broker.sqliteSynchronous,
+  });
   registerRelayHealth(health, backends, { nodeId });
 
   // Consensus: signed heartbeats (ML-DSA-65, native signer, empty context) and peer verification.

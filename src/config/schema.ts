@@ -150,6 +150,12 @@ export const brokerSchema = z
   .object({
     /** `memory` (embedded, with SQLite store) or `redis` (several nodes). */
     type: z.enum(['memory', 'redis']).default('memory'),
+    /**
+     * Embedded store durability: `full` fsyncs every group commit (an acknowledged message
+     * survives power loss); `normal` (SQLite WAL synchronous=NORMAL) survives a process crash but
+     * not an OS crash or power loss, and takes the fsync off the message path.
+     */
+    sqliteSynchronous: z.enum(['full', 'normal']).default('full'),
     redis: z
       .object({
         url: z.string().default('redis://127.0.0.1:6379'),
