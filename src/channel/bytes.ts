@@ -2,26 +2,8 @@
 
 export const EMPTY = new Uint8Array(0);
 
-/** Concatenates byte arrays into a new array. */
-export function concatBytes(...parts: Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const p of parts) length += p.length;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
-}
-
-/** Constant-time equality for equal-length inputs (length itself is not secret). */
-export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
-  return diff === 0;
-}
+// Concatenation and constant-time equality are the crypto room's helpers.
+export { concatBytes, equalBytes } from '../crypto/util.ts';
 
 /** Overwrites a secret with zeros. */
 export function wipe(bytes: Uint8Array | null | undefined): void {
