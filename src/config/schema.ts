@@ -253,12 +253,12 @@ export const securitySchema = z
         /** Handshakes per IP per window. */
         handshakesPerIp: positiveInt.default(60),
         /** Frames per connection per window. */
-        framesPerConnection: positiveInt.default(5_000),
+        framesPerConnection: positiveInt.default(60_000),
         /** Frames per client identity per window, across all of its connections on this node. */
-        framesPerIdentity: positiveInt.default(20_000),
+        framesPerIdentity: positiveInt.default(120_000),
         windowSeconds: positiveInt.default(60),
       })
-      .default({ httpPerIp: 600, handshakesPerIp: 60, framesPerConnection: 5_000, framesPerIdentity: 20_000, windowSeconds: 60 }),
+      .default({ httpPerIp: 600, handshakesPerIp: 60, framesPerConnection: 60_000, framesPerIdentity: 120_000, windowSeconds: 60 }),
     bans: z
       .object({
         /** Suspicious events from one source within the window that trigger a ban. */
