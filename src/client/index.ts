@@ -11,6 +11,8 @@
  * await client.publish('public:lobby', 'hello');
  */
 import { createBrowserCrypto } from '../crypto/browser.ts';
+// Types only (erased at build time): the SDK bundles nothing from the server.
+import type { MessageEvent, PublicationEvent } from '../relay/protocol.ts';
 import {
   type ChannelCrypto,
   ChannelError,
@@ -19,6 +21,7 @@ import {
   decodeClose,
   encodeClose,
   FrameType,
+  fingerprintOf,
   type HandshakeDriver,
   type PinStore,
   type Session,
@@ -68,24 +71,14 @@ export interface ConnectOptions {
   WebSocket?: typeof WebSocket;
 }
 
-/** A publication on a topic. */
-export interface Publication {
-  topic: string;
-  offset: number;
-  epoch: string;
-  from: string;
-  data: string;
-  time: number;
+/** A publication on a topic (the relay's event, with decoding helpers). */
+export interface Publication extends Omit<PublicationEvent, 'type'> {
   bytes(): Uint8Array;
   text(): string;
 }
 
 /** A direct message; `ack()` removes it from the server's queue (done for you with autoAck). */
-export interface DirectMessage {
-  id: number;
-  from: string;
-  data: string;
-  time: number;
+export interface DirectMessage extends Omit<MessageEvent, 'type'> {
   bytes(): Uint8Array;
   text(): string;
   ack(): Promise<void>;
@@ -126,7 +119,6 @@ function fromBase64(text: string): Uint8Array {
   for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
   return out;
 }
-const toHex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 const asBytes = (data: Uint8Array | string) => (typeof data === 'string' ? encoder.encode(data) : data);
 
 function wsUrl(url: string): string {
@@ -184,8 +176,7 @@ export class SecureClient {
     this.crypto = options.crypto ?? createBrowserCrypto();
     this.pins = options.pinStore ?? createMemoryPinStore();
     this.staticKey = options.staticKey ?? this.crypto.dh.generateKeyPair();
-    const sha256 = this.crypto.hash('SHA256');
-    this.identity = toHex(sha256.digest(options.identity ? options.identity.publicKey : this.staticKey.publicKey));
+    this.identity = fingerprintOf(options.identity ? options.identity.publicKey : this.staticKey.publicKey, this.crypto.hash('SHA256'));
   }
 
   on<K extends keyof Events>(event: K, listener: Events[K]): () => void {
@@ -329,7 +320,7 @@ export class SecureClient {
       }
       this.emit('publication', { ...p, bytes: () => fromBase64(p.data), text: () => decoder.decode(fromBase64(p.data)) });
     } else if (event.type === 'message') {
-      const m = event as unknown as { id: number; from: string; data: string; time: number };
+      const m = event as unknown as MessageEvent;
       const duplicate = this.seenMessages.has(m.id);
       const message: DirectMessage = {
         ...m,

@@ -6,8 +6,12 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { x25519 } from '@noble/curves/ed25519.js';
-import { sha256 } from '@noble/hashes/sha2.js';
 import { ml_dsa65 } from '@noble/post-quantum/ml-dsa.js';
+import { fingerprintOf as channelFingerprintOf } from '../channel/identity.ts';
+import { createNobleHash } from '../crypto/hash.ts';
+
+/** The one definition of a fingerprint lives in the channel room; this binds it to SHA-256. */
+const sha256 = createNobleHash('SHA256');
 
 export interface NodeKeys {
   identity: { seed: Uint8Array; publicKey: Uint8Array; secretKey: Uint8Array; fingerprint: string };
@@ -23,7 +27,7 @@ const unb64 = (text: string) => new Uint8Array(Buffer.from(text, 'base64'));
 
 /** SHA-256 of the ML-DSA-65 public key, lower-case hex: how identities are named and pinned. */
 export function fingerprintOf(publicKey: Uint8Array): string {
-  return Buffer.from(sha256(publicKey)).toString('hex');
+  return channelFingerprintOf(publicKey, sha256);
 }
 
 export function keyPaths(dataDir: string) {

@@ -22,6 +22,7 @@ import {
   type ChannelCrypto,
   type ChannelErrorCode,
   createResponder,
+  fingerprintOf,
   responderPolicyFromConfig,
 } from '../channel/index.ts';
 import type { Config } from '../config/index.ts';
@@ -61,7 +62,6 @@ interface WsData {
 }
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
-const sha256hex = (bytes: Uint8Array) => new Bun.CryptoHasher('sha256').update(bytes).digest('hex');
 
 /**
  * The WebSocket side of a channel. A class rather than an object of closures: its methods are
@@ -145,7 +145,7 @@ export function createTransport(options: TransportOptions) {
     // A client without an ML-DSA identity is named by its Noise static key (stable while it keeps
     // the key), or per connection when the pattern has none (NK).
     anonymousIdentity: (staticKey, connectionId) =>
-      staticKey ? sha256hex(staticKey) : sha256hex(new TextEncoder().encode(`anon:${relay.nodeId}:${connectionId}`)),
+      fingerprintOf(staticKey ?? new TextEncoder().encode(`anon:${relay.nodeId}:${connectionId}`), options.crypto.hash('SHA256')),
   };
 
   const newDriver = () =>

@@ -3,7 +3,6 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Hono } from 'hono';
-import { createApps } from '../../src/app.ts';
 import { configSchema } from '../../src/config/index.ts';
 import { errorHandlerCheck, networkCheck } from '../../src/observability/default-checks.ts';
 import { createHealth } from '../../src/observability/health.ts';
@@ -11,6 +10,7 @@ import { createLogging } from '../../src/observability/logger.ts';
 import { createEventLoopMonitor, createMetrics } from '../../src/observability/metrics.ts';
 import { createStatusLine, type StatusFields } from '../../src/observability/status-line.ts';
 import { type RunningServer, startServer } from '../../src/server.ts';
+import { testApps } from '../helpers/apps.ts';
 
 const dirs: string[] = [];
 const cleanups: (() => unknown)[] = [];
@@ -208,16 +208,7 @@ describe('default checks read the registry', () => {
     routes.get('/boom', () => {
       throw new Error('boom');
     });
-    const { publicApp } = createApps({
-      config,
-      logger: logging.logger,
-      metrics,
-      health,
-      version: '0.0.0-test',
-      startedAt: Date.now(),
-      eventLoopLagMs: () => 0,
-      publicRoutes: [{ prefix: '/t', app: routes }],
-    });
+    const { publicApp } = testApps({ config, logger: logging.logger, metrics, health, routes });
     const check = errorHandlerCheck(metrics);
     for (let i = 0; i < 9; i++) await publicApp.request('/health');
     await publicApp.request('/t/boom');

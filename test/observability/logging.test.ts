@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Hono } from 'hono';
-import { createApps } from '../../src/app.ts';
 import { type Config, configSchema } from '../../src/config/index.ts';
 import { createHealth } from '../../src/observability/health.ts';
 import { createLogging, time } from '../../src/observability/logger.ts';
 import { createMetrics } from '../../src/observability/metrics.ts';
+import { testApps } from '../helpers/apps.ts';
 
 const dirs: string[] = [];
 const cleanups: (() => unknown)[] = [];
@@ -163,16 +163,7 @@ describe('HTTP request logging through the real apps', () => {
       await c.req.json();
       throw new Error('handler exploded');
     });
-    const { publicApp } = createApps({
-      config,
-      logger: logging.logger,
-      metrics,
-      health,
-      version: '0.0.0-test',
-      startedAt: Date.now(),
-      eventLoopLagMs: () => 0,
-      publicRoutes: [{ prefix: '/t', app: failing }],
-    });
+    const { publicApp } = testApps({ config, logger: logging.logger, metrics, health, routes: failing });
 
     const ok = await publicApp.request('/health', { headers: { 'x-request-id': 'given-id-123' } });
     expect(ok.headers.get('x-request-id')).toBe('given-id-123');
