@@ -7,7 +7,8 @@
  * 250 ms). Here a second connection runs
  * `PRAGMA wal_checkpoint(PASSIVE)`, which never blocks the writer (SQLite §"Write-Ahead Logging":
  * checkpoints and writers run concurrently); the writer restarts the WAL from its start once a
- * checkpoint has caught up. Messages in: `{ path, intervalMs }` to start, `stop`. Out: `stopped`.
+ * checkpoint has caught up. Messages in: `{ path, intervalMs }` to start, `stop`. Out: `behind` (after a pass, with the WAL's
+ * frame count; see `catchUp` in sqlite.ts), `stopped`.
  */
 import { Database } from 'bun:sqlite';
 
@@ -23,10 +24,13 @@ self.onmessage = (event: MessageEvent) => {
     db.exec('PRAGMA busy_timeout = 1000');
     // FULL: the checkpoint fsyncs the WAL before copying and the database after.
     db.exec('PRAGMA synchronous = FULL');
-    const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
+    const checkpoint = db.prepare<{ busy: number; log: number; checkpointed: number }, []>('PRAGMA wal_checkpoint(PASSIVE)');
     timer = setInterval(() => {
       try {
-        checkpoint.run();
+        const result = checkpoint.get();
+        // Commits may have landed during the pass: ask the writer to copy that short tail itself
+        // (it is the only writer, so its pass completes and the WAL starts over at its next commit).
+        if (result && !result.busy && result.log > 0) self.postMessage({ type: 'behind', frames: result.log });
       } catch {
         // Busy or closing: the next tick tries again.
       }

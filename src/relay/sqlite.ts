@@ -4,7 +4,9 @@
  * `commitIntervalMs` of the previous commit) are written in one transaction
  * (`synchronous = FULL`, so a commit is on disk), then each caller's promise
  * resolves. An enqueue therefore resolves only once the message is durable, at a cost of one
- * fsync per batch rather than per message.
+ * fsync per batch rather than per message. Topic offsets are counted in memory, so
+ * `appendLive` hands out an offset before the commit (the relay fans out at once); a start
+ * after an unclean stop, or a failed commit, moves topics to a new epoch so no offset is reused.
  *
  * Tables: `topics` (epoch, last offset), `history` (topic, offset), `dm` (per-recipient queue,
  * ids from one AUTOINCREMENT sequence, so increasing per recipient), `dm_counts`, `cursors`,
@@ -56,21 +58,59 @@ interface DmRow {
   time: number;
 }
 
+/** The store's own kv row: present while a process has the file open (see the unclean-start check). */
+const STORE_NS = '_store';
+/** WAL size (frames of 4 KiB pages: 64 MiB) past which the writer finishes a checkpoint itself. */
+const WAL_RESTART_FRAMES = 16_384;
+
+const OPEN_KEY = 'open';
+
 const newEpoch = () => randomBytes(6).toString('hex');
 
+/** Stores open in this process, by file: two relays on one file (tests) share one store. */
+const openStores = new Map<string, { store: Store; refs: number }>();
+
 /**
- * Opens (creating when missing) the SQLite store.
+ * Opens (creating when missing) the SQLite store. A file already open in this process is shared
+ * (its topic counters live in memory, so one store per file writes it); each caller closes its
+ * own handle, and the file is closed with the last one.
  *
  * @example
  * const store = createSqliteStore({ path: join(config.server.dataDir, 'relay.sqlite') });
  */
 export function createSqliteStore(options: SqliteStoreOptions): Store {
+  let entry = options.path === ':memory:' ? undefined : openStores.get(options.path);
+  if (!entry) {
+    entry = { store: openSqliteStore(options), refs: 0 };
+    if (options.path !== ':memory:') openStores.set(options.path, entry);
+  }
+  const shared = entry;
+  shared.refs++;
+  let closed = false;
+  return {
+    ...shared.store,
+    async health() {
+      return closed ? { status: 'down', output: 'sqlite store closed' } : shared.store.health();
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (--shared.refs > 0) return;
+      if (openStores.get(options.path) === shared) openStores.delete(options.path);
+      await shared.store.close();
+    },
+  };
+}
+
+function openSqliteStore(options: SqliteStoreOptions): Store {
   const { path, synchronous = 'full', now = Date.now, commitIntervalMs = 2 } = options;
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path, { create: true, strict: true });
   db.exec('PRAGMA journal_mode = WAL');
   db.exec(`PRAGMA synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
   db.exec('PRAGMA busy_timeout = 5000');
+  // When the WAL starts over after a checkpoint, cut the file back to 64 MiB.
+  db.exec('PRAGMA journal_size_limit = 67108864');
   // WAL checkpoints run in a worker (sqlite-checkpoint.ts), not inside a commit on the event loop.
   // If the worker cannot run, SQLite's own automatic checkpoint stays on.
   let checkpointer: Worker | undefined;
@@ -78,6 +118,10 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     try {
       const worker = new Worker(new URL('./sqlite-checkpoint.ts', import.meta.url).href);
       (worker as Worker & { unref?(): void }).unref?.();
+      worker.onmessage = (event: MessageEvent) => {
+        const msg = event.data as { type?: string; frames?: number };
+        if (msg?.type === 'behind' && (msg.frames ?? 0) >= WAL_RESTART_FRAMES) catchUp();
+      };
       worker.onerror = () => {
         checkpointer = undefined;
         if (!closed) db.exec('PRAGMA wal_autocheckpoint = 1000');
@@ -106,7 +150,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       'SELECT epoch, last_offset, trimmed_at FROM topics WHERE topic = ?',
     ),
     topicInsert: db.query('INSERT OR IGNORE INTO topics (topic, epoch, last_offset) VALUES (?, ?, 0)'),
-    topicBump: db.query('UPDATE topics SET last_offset = ? WHERE topic = ?'),
+    topicBump: db.query('UPDATE topics SET last_offset = ?, epoch = ? WHERE topic = ?'),
     topicTrimmed: db.query('UPDATE topics SET trimmed_at = ? WHERE topic = ?'),
     historyInsert: db.query('INSERT INTO history (topic, offset, from_id, data, time) VALUES (?, ?, ?, ?, ?)'),
     historyTrimCount: db.query('DELETE FROM history WHERE topic = ? AND offset <= ?'),
@@ -158,12 +202,41 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     return row;
   }
 
+  // A previous process that did not close this file (crash, SIGKILL, power loss) may have handed
+  // out offsets that never reached the disk (publications are fanned out before their group
+  // commit, see `appendLive`). Every topic then starts a new epoch, so no (epoch, offset) pair is
+  // ever given to two different publications; resuming clients get `recovered: false`.
+  db.transaction(() => {
+    if (q.kvGet.get(STORE_NS, OPEN_KEY, 0)) db.exec("UPDATE topics SET epoch = lower(hex(randomblob(6)))");
+    q.kvSet.run(STORE_NS, OPEN_KEY, String(now()), 0);
+  }).immediate();
+
   /**
-   * Topics appended to in the open group commit: the row is read once per commit (other
-   * connections may write the file too — tests run two nodes on one file), advanced in memory by
-   * each append, and written back with the count trim once at the end of the commit.
+   * Each topic's epoch and offsets as this store hands them out. This connection is the only
+   * writer of its file in this process (`createSqliteStore` shares one store per path), so the
+   * row is read once and then advanced in memory: `last_offset` is the last offset assigned (it may
+   * be ahead of the disk until the group commit), `committed` the last one written.
    */
-  const appended = new Map<string, { row: { epoch: string; last_offset: number; trimmed_at: number }; maxCount: number }>();
+  interface TopicState {
+    epoch: string;
+    last_offset: number;
+    trimmed_at: number;
+    /** The epoch must be written even if nothing is appended (it changed after a failed commit). */
+    epochDirty: boolean;
+  }
+  const topicStates = new Map<string, TopicState>();
+  function topicState(topic: string): TopicState {
+    let state = topicStates.get(topic);
+    if (!state) {
+      const row = topicRow(topic);
+      state = { epoch: row.epoch, last_offset: row.last_offset, trimmed_at: row.trimmed_at, epochDirty: false };
+      topicStates.set(topic, state);
+    }
+    return state;
+  }
+
+  /** Topics appended to in the open group commit: the highest offset queued and the count limit. */
+  const appended = new Map<string, { state: TopicState; high: number; maxCount: number }>();
 
   // Group commit: writes queued until the next commit (the end of the turn, or `commitIntervalMs`
   // after the previous commit under load) share one transaction (one fsync).
@@ -175,6 +248,24 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   let commitTimer: ReturnType<typeof setTimeout> | undefined;
   /** The last group commit that failed (disk full, read-only file system), until one succeeds. */
   let writeFailure: { at: number; message: string } | undefined;
+  /**
+   * The WAL only starts over (at its beginning, on file blocks already allocated) once a
+   * checkpoint has copied every frame. The worker's passes never caught up while commits kept
+   * coming (each pass fsyncs, and commits land meanwhile): the WAL grew past 1 GB in a 15 s
+   * benchmark, every commit appending to new file blocks. So once the WAL holds
+   * WAL_RESTART_FRAMES frames, after a pass of the worker this connection — the only writer, so
+   * no commit lands meanwhile — copies the tail committed during that pass (a few ms of work on
+   * the event loop, about once a second under full load); the next commit restarts the WAL.
+   */
+  const checkpointTail = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
+  function catchUp() {
+    if (closed) return;
+    try {
+      checkpointTail.run();
+    } catch {
+      // Busy (the worker is mid-pass): its next pass reports again.
+    }
+  }
   const flush = db.transaction((jobs: Job[]) => {
     const results = jobs.map((job) => {
       try {
@@ -186,11 +277,13 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       }
     });
     // Once per topic per commit, not per append: its last offset and the count trim.
-    for (const [topic, { row, maxCount }] of appended) {
-      q.topicBump.run(row.last_offset, topic);
-      if (row.last_offset > maxCount) q.historyTrimCount.run(topic, row.last_offset - maxCount);
+    for (const [topic, { state, high, maxCount }] of appended) {
+      q.topicBump.run(high, state.epoch, topic);
+      if (high > maxCount) q.historyTrimCount.run(topic, high - maxCount);
     }
-    appended.clear();
+    for (const [topic, state] of topicStates) {
+      if (state.epochDirty && !appended.has(topic)) q.topicBump.run(state.last_offset, state.epoch, topic);
+    }
     return results;
   });
   function runQueue() {
@@ -204,28 +297,38 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       const results = flush(jobs);
       lastCommit = performance.now();
       writeFailure = undefined;
+      for (const state of topicStates.values()) state.epochDirty = false;
+      appended.clear();
       for (let i = 0; i < jobs.length; i++) {
         const result = results[i];
         if (result.ok) jobs[i].resolve(result.value);
         else jobs[i].reject(result.error);
       }
     } catch (error) {
+      // The offsets of this batch were handed out (and fanned out) but are not on disk: a new
+      // epoch for each topic concerned, written with the next commit that succeeds.
+      for (const { state } of appended.values()) {
+        state.epoch = newEpoch();
+        state.epochDirty = true;
+      }
       appended.clear();
       writeFailure = { at: now(), message: (error as Error).message };
       const wrapped = new RelayError('unavailable', `sqlite write failed: ${(error as Error).message}`, { cause: error });
       for (const job of jobs) job.reject(wrapped);
     }
   }
+  function schedule() {
+    if (scheduled) return;
+    scheduled = true;
+    const wait = lastCommit + commitIntervalMs - performance.now();
+    if (wait <= 0) setImmediate(runQueue);
+    else commitTimer = setTimeout(runQueue, wait);
+  }
   function write<T>(run: () => T): Promise<T> {
     if (closed) return Promise.reject(new RelayError('closed', 'store is closed'));
     return new Promise<T>((resolve, reject) => {
       queue.push({ run, resolve: resolve as (value: unknown) => void, reject });
-      if (!scheduled) {
-        scheduled = true;
-        const wait = lastCommit + commitIntervalMs - performance.now();
-        if (wait <= 0) setImmediate(runQueue);
-        else commitTimer = setTimeout(runQueue, wait);
-      }
+      schedule();
     });
   }
   function guard<T>(fn: () => T): Promise<T> {
@@ -237,47 +340,63 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     }
   }
 
+  /** Assigns the next offset of `topic` now and queues its row for the next group commit. */
+  function appendLive(topic: string, entry: { from: string; data: string; time: number }, limits: HistoryLimits) {
+    if (closed) throw new RelayError('closed', 'store is closed');
+    const state = topicState(topic);
+    const offset = ++state.last_offset;
+    const publication: Publication = { topic, offset, epoch: state.epoch, from: entry.from, data: entry.data, time: entry.time };
+    const committed = write(() => {
+      q.historyInsert.run(topic, offset, entry.from, entry.data, entry.time);
+      // The row and the count trim are written at the end of the group commit (see `flush`),
+      // in the same transaction; reads also bound history by count themselves.
+      const pending = appended.get(topic);
+      if (pending) {
+        if (offset > pending.high) pending.high = offset;
+        pending.maxCount = limits.maxCount;
+      } else appended.set(topic, { state, high: offset, maxCount: limits.maxCount });
+      // Age trimming scans the topic, so at most once a second per topic; reads filter by age anyway.
+      if (entry.time - state.trimmed_at >= 1_000) {
+        q.historyTrimAge.run(topic, entry.time - limits.maxAgeMs);
+        q.topicTrimmed.run(entry.time, topic);
+        state.trimmed_at = entry.time;
+      }
+    }) as Promise<void>;
+    return { publication, committed };
+  }
+
   const store: Store = {
     backend: 'sqlite',
     append(topic, entry, limits: HistoryLimits) {
-      return write((): AppendResult => {
-        let pending = appended.get(topic);
-        if (!pending) appended.set(topic, (pending = { row: topicRow(topic), maxCount: limits.maxCount }));
-        const row = pending.row;
-        const offset = row.last_offset + 1;
-        q.historyInsert.run(topic, offset, entry.from, entry.data, entry.time);
-        // The row and the count trim are written at the end of the group commit (see `flush`),
-        // in the same transaction; reads also bound history by count themselves.
-        row.last_offset = offset;
-        pending.maxCount = limits.maxCount;
-        // Age trimming scans the topic, so at most once a second per topic; reads filter by age anyway.
-        if (entry.time - row.trimmed_at >= 1_000) {
-          q.historyTrimAge.run(topic, entry.time - limits.maxAgeMs);
-          q.topicTrimmed.run(entry.time, topic);
-          row.trimmed_at = entry.time;
-        }
-        return { topic, offset, epoch: row.epoch, from: entry.from, data: entry.data, time: entry.time };
-      });
+      try {
+        const { publication, committed } = appendLive(topic, entry, limits);
+        return committed.then((): AppendResult => publication);
+      } catch (error) {
+        return Promise.reject(error);
+      }
     },
+    appendLive,
     readSince(topic, since, { limit, maxCount, maxAgeMs, now: at }) {
       return guard(() => {
-        const row = topicRow(topic);
-        const rows = q.historySince.all(topic, Math.max(since, row.last_offset - maxCount), at - maxAgeMs, limit);
+        // Offsets handed out but not yet committed would be missing from the read: commit first.
+        if (queue.length > 0) runQueue();
+        const state = topicState(topic);
+        const rows = q.historySince.all(topic, Math.max(since, state.last_offset - maxCount), at - maxAgeMs, limit);
         const publications: Publication[] = rows.map((r) => ({
           topic,
           offset: r.offset,
-          epoch: row.epoch,
+          epoch: state.epoch,
           from: r.from_id,
           data: r.data,
           time: r.time,
         }));
-        return { position: { epoch: row.epoch, offset: row.last_offset }, publications };
+        return { position: { epoch: state.epoch, offset: state.last_offset }, publications };
       });
     },
     position(topic) {
       return guard((): StreamPosition => {
-        const row = topicRow(topic);
-        return { epoch: row.epoch, offset: row.last_offset };
+        const state = topicState(topic);
+        return { epoch: state.epoch, offset: state.last_offset };
       });
     },
     enqueue(to, entry, maxCount) {
@@ -371,6 +490,14 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       if (closed) return;
       runQueue();
       closed = true;
+      // A clean close: every offset handed out is on disk, so the next start keeps the epochs.
+      if (!writeFailure) {
+        try {
+          q.kvDelete.run(STORE_NS, OPEN_KEY);
+        } catch {
+          // The next start treats the file as not closed cleanly: new epochs, nothing reused.
+        }
+      }
       const worker = checkpointer;
       checkpointer = undefined;
       if (worker) {

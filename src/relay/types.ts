@@ -128,6 +128,18 @@ export interface Store {
   /** Appends to a topic's history (assigning the next offset), trimming by count and age. */
   append(topic: string, entry: { from: string; data: string; time: number }, limits: HistoryLimits): Promise<AppendResult>;
   /**
+   * Optional: appends with the offset assigned now, synchronously (the store owns the topic's
+   * counter in memory), so the caller can fan the publication out at once, in offset order;
+   * `committed` settles when the row is durable (rejects when the write failed — the topic then
+   * moves to a new epoch, so the offsets handed out are never reused). The SQLite store has it;
+   * a store whose counter lives elsewhere (Redis) does not.
+   */
+  appendLive?(
+    topic: string,
+    entry: { from: string; data: string; time: number },
+    limits: HistoryLimits,
+  ): { publication: Publication; committed: Promise<void> };
+  /**
    * Publications after `since` (exclusive), oldest first, at most `limit`, none older than
    * `maxAgeMs` and none outside the newest `maxCount` (backends may trim lazily).
    */

@@ -89,6 +89,50 @@ describe('durability [sqlite]', () => {
   });
 });
 
+describe('unclean exit [sqlite]', () => {
+  test('a process that dies without closing the store: committed history kept, every topic gets a new epoch', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'ssc-relay-crash-'));
+    const path = join(dataDir, 'relay.sqlite');
+    // A child process appends (offsets are handed out before their commit) and exits without close.
+    const script = `
+      import { createSqliteStore } from ${JSON.stringify(join(import.meta.dir, '../../src/relay/sqlite.ts'))};
+      const store = createSqliteStore({ path: ${JSON.stringify(path)} });
+      const limits = { maxCount: 100, maxAgeMs: 3_600_000 };
+      let last;
+      for (const data of ['YQ==', 'Yg==', 'Yw==']) last = await store.append('public:crash', { from: 'x', data, time: Date.now() }, limits);
+      console.log(JSON.stringify(last));
+      process.exit(0);
+    `;
+    const child = Bun.spawnSync([process.execPath, '-e', script], { stdout: 'pipe', stderr: 'pipe' });
+    expect(child.exitCode).toBe(0);
+    const before = JSON.parse(child.stdout.toString().trim()) as { epoch: string; offset: number };
+    expect(before.offset).toBe(3);
+
+    const config = configSchema.parse({ server: { dataDir }, broker: { type: 'memory' } });
+    let node = await startNode(config);
+    const reader = attachClient(node.relay);
+    const history = await reader.ok({ cmd: 'history', topic: 'public:crash' });
+    // The three committed publications are kept; the epoch is new, so a client holding
+    // (old epoch, 3) is told recovered: false rather than being handed a reused offset.
+    expect(history.epoch).not.toBe(before.epoch);
+    expect(history.publications.map((p: { offset: number; data: string }) => [p.offset, p.data])).toEqual([
+      [1, 'YQ=='],
+      [2, 'Yg=='],
+      [3, 'Yw=='],
+    ]);
+    const resumed = await reader.ok({ cmd: 'subscribe', topic: 'public:crash', since: { epoch: before.epoch, offset: 3 } });
+    expect(resumed).toMatchObject({ epoch: history.epoch, offset: 3, recovered: false, replayed: 0 });
+    const next = await reader.ok({ cmd: 'publish', topic: 'public:crash', data: b64('d') });
+    expect(next).toMatchObject({ epoch: history.epoch, offset: 4 });
+
+    // A clean close keeps the epoch.
+    await stopNode(node);
+    node = await startNode(config);
+    const again = await attachClient(node.relay).ok({ cmd: 'history', topic: 'public:crash' });
+    expect(again).toMatchObject({ epoch: history.epoch, offset: 4 });
+  });
+});
+
 describe('durability [redis]', () => {
   let redis: RedisServer;
   beforeAll(async () => {
