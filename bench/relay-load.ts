@@ -5,7 +5,9 @@
  * It speaks the real protocol: on the secure relay every connection completes the hybrid
  * handshake (`createInitiator`, XXhfs, the server fingerprint pinned) over a raw WebSocket,
  * then seals every command and opens every frame it receives (AEAD verified, replay window)
- * with the same `Session` the SDK uses; on the plain relay it sends the same JSON unsealed.
+ * with the same `Session` the SDK uses — the frames of one event-loop turn in one batch AEAD
+ * call (`openMany`, same checks as `Session.open`); on the plain relay it sends the same JSON
+ * unsealed.
  * The SDK's per-request promise bookkeeping is skipped: publishers pipeline up to `window`
  * unanswered publishes each (closed loop), or are paced to a fixed total rate (open loop).
  *
@@ -16,7 +18,7 @@
  * Protocol with the parent: the config comes as JSON in argv[2]; JSON lines on stdout
  * (`ready`, `measure`, `done` with the figures); `go` on stdin starts the run.
  */
-import { createInitiator, type Session } from '../src/channel/index.ts';
+import { createInitiator, type OpenedFrame, openMany, type Session } from '../src/channel/index.ts';
 import { createCrypto } from '../src/crypto/index.ts';
 
 export interface LoadGroup {
@@ -166,19 +168,37 @@ async function open(node: number, onPayload: (json: Buffer) => void): Promise<Co
   return conn;
 }
 
-function deliver(conn: Conn, bytes: Uint8Array) {
-  let plaintext = bytes;
-  if (conn.session) {
-    try {
-      const opened = conn.session.open(bytes);
-      if (opened.type !== RELAY_FRAME) return;
-      plaintext = opened.plaintext;
-    } catch (e) {
-      error(`open failed: ${(e as Error).message}`);
-      return;
+// Frames received in one event-loop turn are opened together, in arrival order, with one batch
+// AEAD call (`openMany`: the same header, replay-window and tag checks as `Session.open`).
+let inbox: { conn: Conn; session: Session; frame: Uint8Array }[] = [];
+let inboxScheduled = false;
+function openInbox() {
+  inboxScheduled = false;
+  const batch = inbox;
+  inbox = [];
+  const opened = openMany(crypto!.chachaPoly, batch);
+  for (let i = 0; i < batch.length; i++) {
+    const result = opened[i]!;
+    if (result instanceof Error) {
+      error(`open failed: ${result.message}`);
+      continue;
     }
+    if ((result as OpenedFrame).type !== RELAY_FRAME) continue;
+    const { plaintext } = result as OpenedFrame;
+    batch[i]!.conn.onPayload(Buffer.from(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength));
   }
-  conn.onPayload(Buffer.from(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength));
+}
+
+function deliver(conn: Conn, bytes: Uint8Array) {
+  if (conn.session) {
+    inbox.push({ conn, session: conn.session, frame: bytes });
+    if (!inboxScheduled) {
+      inboxScheduled = true;
+      setImmediate(openInbox);
+    }
+    return;
+  }
+  conn.onPayload(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
 }
 
 /** Runs async tasks with at most `limit` in flight. */

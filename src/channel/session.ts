@@ -54,6 +54,13 @@ export interface PreparedFrame {
   item: AeadBatchItem;
 }
 
+/** A frame checked by {@link Session.prepareOpen}, to be opened in a batch. */
+export interface PreparedOpen {
+  type: number;
+  counter: number;
+  item: AeadBatchItem;
+}
+
 export interface OpenedFrame {
   type: number;
   plaintext: Uint8Array;
@@ -284,6 +291,36 @@ export class Session {
     return { type, plaintext, counter };
   }
 
+  /**
+   * First half of a batched open ({@link openMany}): parses the header and checks the replay
+   * window, and returns what to open with the current key — or null when the frame must be
+   * opened alone by {@link open} (a REKEY frame, or a counter from before the current key).
+   * Throws like `open` for malformed or replayed frames; changes no state.
+   */
+  prepareOpen(frame: Uint8Array): PreparedOpen | null {
+    if (this.closed) throw new ChannelError('SESSION_CLOSED', 'session is closed');
+    const { type, counter } = parseFrameHeader(frame, this.maxFrameBytes);
+    const seen = this.window.check(counter);
+    if (seen !== 'ok') throw new ChannelError('REPLAY', seen === 'duplicate' ? `frame ${counter} already received` : `frame ${counter} is older than the replay window`);
+    if (type === FrameType.REKEY || counter < this.current.from) return null;
+    const header = frame.subarray(0, FRAME_HEADER_BYTES);
+    return { type, counter, item: { key: this.current.key, nonce: counterNonce(this.cipher, counter), aad: header, data: frame.subarray(FRAME_HEADER_BYTES) } };
+  }
+
+  /**
+   * Second half: `plaintext` is what the batch call returned for `prepared.item` (null when
+   * the tag did not verify). Accepts the frame only if it verified under the key that is still
+   * current and its counter is still new (a duplicate inside one batch is caught here);
+   * otherwise the frame takes the single-frame path, which tries the other keys and throws.
+   */
+  finishOpen(frame: Uint8Array, prepared: PreparedOpen, plaintext: Uint8Array | null): OpenedFrame {
+    if (plaintext === null || this.closed || prepared.item.key !== this.current.key) return this.open(frame);
+    const seen = this.window.check(prepared.counter);
+    if (seen !== 'ok') throw new ChannelError('REPLAY', `frame ${prepared.counter} already received`);
+    this.window.update(prepared.counter);
+    return { type: prepared.type, plaintext, counter: prepared.counter };
+  }
+
   private advanceReceive(from: number): void {
     const nextKey = this.next ?? rekeyKey(this.aead, this.current.key);
     if (this.previous) wipe(this.previous.key);
@@ -344,6 +381,45 @@ export function sealMany(aead: BatchAead, requests: readonly { session: Session;
   }
   const sealed = aead.sealBatch(items);
   return prepared.map((p, i) => concatBytes(p.header, sealed[i]));
+}
+
+/**
+ * Opens frames of many sessions with one batch AEAD call (a client receiving a fan-out, or a
+ * server a burst of commands). Each frame is checked exactly as {@link Session.open} would —
+ * header, replay window, tag — and frames of one session are accepted in the given order; a
+ * frame that cannot take the batch (a rekey, an older key, another cipher) is opened alone in
+ * its place. Returns, in request order, the opened frame or the `ChannelError` it failed with.
+ */
+export function openMany(aead: BatchAead, requests: readonly { session: Session; frame: Uint8Array }[]): (OpenedFrame | Error)[] {
+  const prepared: (PreparedOpen | null | Error)[] = new Array(requests.length);
+  const items: AeadBatchItem[] = [];
+  for (let i = 0; i < requests.length; i++) {
+    const { session, frame } = requests[i]!;
+    try {
+      const p = session.aead.name === aead.name ? session.prepareOpen(frame) : null;
+      prepared[i] = p;
+      if (p) items.push(p.item);
+    } catch (error) {
+      prepared[i] = error as Error;
+    }
+  }
+  const opened = items.length > 0 ? aead.openBatch(items) : [];
+  const out: (OpenedFrame | Error)[] = new Array(requests.length);
+  let k = 0;
+  for (let i = 0; i < requests.length; i++) {
+    const { session, frame } = requests[i]!;
+    const p = prepared[i];
+    if (p instanceof Error) {
+      out[i] = p;
+      continue;
+    }
+    try {
+      out[i] = p ? session.finishOpen(frame, p, opened[k++] ?? null) : session.open(frame);
+    } catch (error) {
+      out[i] = error as Error;
+    }
+  }
+  return out;
 }
 
 /** The packed seal of `WasmBatchAead` (src/crypto/wasm-glue.ts), when the batch AEAD has it. */

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test';
 import type { AeadBatchItem, BatchAead } from '../../src/crypto/types.ts';
-import { ChannelError, FrameType, ReplayWindow, Session, sealMany, decodeClose, encodeClose, CHANNEL_ERROR_CODES, CHANNEL_ERROR_STATUS, channelErrorStatus } from '../../src/channel/index.ts';
+import { ChannelError, FrameType, ReplayWindow, Session, openMany, sealMany, decodeClose, encodeClose, CHANNEL_ERROR_CODES, CHANNEL_ERROR_STATUS, channelErrorStatus } from '../../src/channel/index.ts';
 import { nobleSuite } from './fixtures.ts';
 
 const noble = nobleSuite();
@@ -189,6 +189,48 @@ describe('sessions', () => {
       for (const [i, f] of frames.entries()) expect(str(pairs[i].b.open(f).plaintext)).toBe(`r${round}`);
     }
     expect(calls).toBe(3);
+  });
+});
+
+describe('batched open (openMany)', () => {
+  test('same verdicts as open() one by one: rekeys, reordering, a duplicate inside the batch, a forged frame', () => {
+    let calls = 0;
+    const batch: BatchAead = {
+      ...noble.chachaPoly,
+      sealBatch: (items: readonly AeadBatchItem[]) => items.map((i) => noble.chachaPoly.seal(i.key, i.nonce, i.data, i.aad)),
+      openBatch: (items: readonly AeadBatchItem[]) => {
+        calls++;
+        return items.map((i) => noble.chachaPoly.open(i.key, i.nonce, i.data, i.aad));
+      },
+    };
+    // One receiver opens through openMany; a second with the same keys, frame by frame with open().
+    const sender = pair({ rekeyMessages: 3 });
+    const k1 = new Uint8Array(32).fill(1);
+    const other = pair();
+    const frames = Array.from({ length: 10 }, (_, i) => sender.a.seal(0x30, text(`m${i}`)));
+    const forged = frames[6]!.slice();
+    forged[forged.length - 1]! ^= 1;
+    // Reordered (inside the window), a duplicate within the batch, a forged copy, another session's frame.
+    const otherFrame = other.a.seal(0x31, text('other'));
+    // Frames 2, 5 and 8 are REKEY frames; 0 and 1 are opened in the batch, the rest need the
+    // keys that follow (the single-frame path, in order).
+    const sequence = [frames[1]!, frames[0]!, frames[1]!, frames[2]!, frames[3]!, frames[3]!, forged, frames[6]!, frames[4]!, frames[5]!, frames[7]!, frames[9]!, frames[8]!];
+    const requests = [...sequence.map((frame) => ({ session: sender.b, frame })), { session: other.b, frame: otherFrame }];
+    const results = openMany(batch, requests);
+    expect(calls).toBe(1);
+    const verdict = (r: unknown) => (r instanceof ChannelError ? r.code : str((r as { plaintext: Uint8Array }).plaintext));
+    // Reference verdicts, computed on a fresh twin so each frame is opened exactly once.
+    const ref = new Session({ aead: noble.chachaPoly, handshakeHash: new Uint8Array(32), protocolName: 'test', rekeyMessages: 3, sendKey: new Uint8Array(32).fill(2), receiveKey: k1, initiator: false });
+    const expected = sequence.map((f) => {
+      try {
+        return str(ref.open(f).plaintext);
+      } catch (error) {
+        return (error as ChannelError).code;
+      }
+    });
+    expect(expected).toEqual(['m1', 'm0', 'REPLAY', 'm2', 'm3', 'REPLAY', 'DECRYPT_FAILED', 'm6', 'm4', 'm5', 'm7', 'm9', 'm8']);
+    expect(results.slice(0, sequence.length).map(verdict)).toEqual(expected);
+    expect(verdict(results[sequence.length])).toBe('other');
   });
 });
 
