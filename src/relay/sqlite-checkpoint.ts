@@ -7,8 +7,9 @@
  * 250 ms). Here a second connection runs
  * `PRAGMA wal_checkpoint(PASSIVE)`, which never blocks the writer (SQLite §"Write-Ahead Logging":
  * checkpoints and writers run concurrently); the writer restarts the WAL from its start once a
- * checkpoint has caught up. Messages in: `{ path, intervalMs }` to start, `stop`. Out: `behind` (after a pass, with the WAL's
- * frame count; see `catchUp` in sqlite.ts), `stopped`.
+ * checkpoint has caught up. Messages in: `{ path, intervalMs }` to start, `drain` (copy the tail
+ * now: the writer has paused its commits), `stop`. Out: `behind` (after a pass, with the WAL's
+ * frame count; see `pauseForRestart` in sqlite.ts), `drained`, `stopped`.
  */
 import { Database } from 'bun:sqlite';
 
@@ -18,7 +19,7 @@ let db: Database | undefined;
 let timer: ReturnType<typeof setInterval> | undefined;
 
 self.onmessage = (event: MessageEvent) => {
-  const msg = event.data as { type: 'start'; path: string; intervalMs: number } | { type: 'stop' };
+  const msg = event.data as { type: 'start'; path: string; intervalMs: number } | { type: 'stop' } | { type: 'drain' };
   if (msg.type === 'start' && !db) {
     db = new Database(msg.path);
     db.exec('PRAGMA busy_timeout = 1000');
@@ -35,6 +36,15 @@ self.onmessage = (event: MessageEvent) => {
         // Busy or closing: the next tick tries again.
       }
     }, msg.intervalMs);
+  } else if (msg.type === 'drain') {
+    // The writer paused its commits: copy the tail now, so the pass completes and the WAL can
+    // start over at the next commit.
+    try {
+      db?.exec('PRAGMA wal_checkpoint(PASSIVE)');
+    } catch {
+      // Busy: the writer resumes anyway.
+    }
+    self.postMessage({ type: 'drained' });
   } else if (msg.type === 'stop') {
     clearInterval(timer);
     db?.close();

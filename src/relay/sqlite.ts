@@ -32,6 +32,11 @@ import {
 export interface SqliteStoreOptions {
   /** Database file, or `:memory:` (tests). Its directory is created. */
   path: string;
+  /**
+   * WAL frames past which the store pauses its group commits for the checkpoint worker to copy
+   * the WAL's tail, so that the WAL starts over (default 16,384 frames = 64 MiB; tests set less).
+   */
+  walRestartFrames?: number;
   /** `full` (default) fsyncs every group commit; `normal` survives a process crash but not power loss. */
   synchronous?: 'full' | 'normal';
   /**
@@ -68,6 +73,8 @@ const STORE_NS = '_store';
 const WAL_RESTART_FRAMES = 16_384;
 
 const OPEN_KEY = 'open';
+/** Longest pause of group commits while the checkpoint worker copies the WAL's tail. */
+const RESTART_PAUSE_MS = 100;
 
 const fdatasyncAsync = promisify(fdatasync);
 
@@ -109,7 +116,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
 }
 
 function openSqliteStore(options: SqliteStoreOptions): Store {
-  const { path, synchronous = 'full', now = Date.now, commitIntervalMs = 5 } = options;
+  const { path, synchronous = 'full', now = Date.now, commitIntervalMs = 5, walRestartFrames = WAL_RESTART_FRAMES } = options;
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path, { create: true, strict: true });
   db.exec('PRAGMA journal_mode = WAL');
@@ -132,7 +139,8 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
       (worker as Worker & { unref?(): void }).unref?.();
       worker.onmessage = (event: MessageEvent) => {
         const msg = event.data as { type?: string; frames?: number };
-        if (msg?.type === 'behind' && (msg.frames ?? 0) >= WAL_RESTART_FRAMES) catchUp();
+        if (msg?.type === 'behind' && (msg.frames ?? 0) >= walRestartFrames) pauseForRestart(worker);
+        else if (msg?.type === 'drained') resumeCommits();
       };
       worker.onerror = () => {
         checkpointer = undefined;
@@ -265,18 +273,27 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
    * checkpoint has copied every frame. The worker's passes never caught up while commits kept
    * coming (each pass fsyncs, and commits land meanwhile): the WAL grew past 1 GB in a 15 s
    * benchmark, every commit appending to new file blocks. So once the WAL holds
-   * WAL_RESTART_FRAMES frames, after a pass of the worker this connection — the only writer, so
-   * no commit lands meanwhile — copies the tail committed during that pass (a few ms of work on
-   * the event loop, about once a second under full load); the next commit restarts the WAL.
+   * `walRestartFrames` frames, after a pass of the worker, group commits pause and the worker
+   * copies the tail committed during its pass; with no commit landing meanwhile that pass
+   * completes, and the next commit restarts the WAL. The event loop never waits for it (copying
+   * the tail here took ~7 ms of the loop about once a second under full load): publications are
+   * still fanned out, only replies that wait for a commit wait for the pass (a few ms; at most
+   * RESTART_PAUSE_MS). Reads that need every handed-out offset on disk commit regardless.
    */
-  const checkpointTail = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
-  function catchUp() {
-    if (closed) return;
-    try {
-      checkpointTail.run();
-    } catch {
-      // Busy (the worker is mid-pass): its next pass reports again.
-    }
+  let paused = false;
+  let pauseTimer: ReturnType<typeof setTimeout> | undefined;
+  function pauseForRestart(worker: Worker) {
+    if (paused || closed) return;
+    paused = true;
+    worker.postMessage({ type: 'drain' });
+    pauseTimer = setTimeout(resumeCommits, RESTART_PAUSE_MS);
+  }
+  function resumeCommits() {
+    if (!paused) return;
+    paused = false;
+    clearTimeout(pauseTimer);
+    pauseTimer = undefined;
+    if (queue.length > 0 && !scheduled) schedule();
   }
   const flush = db.transaction((jobs: Job[]) => {
     const results = jobs.map((job) => {
@@ -298,8 +315,10 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
     }
     return results;
   });
-  function runQueue() {
+  function runQueue(force = false) {
     scheduled = false;
+    // Paused for a WAL restart (see `pauseForRestart`): `resumeCommits` schedules the commit.
+    if (paused && !force) return;
     clearTimeout(commitTimer);
     commitTimer = undefined;
     const jobs = queue;
@@ -427,7 +446,7 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
     readSince(topic, since, { limit, maxCount, maxAgeMs, now: at }) {
       return guard(() => {
         // Offsets handed out but not yet committed would be missing from the read: commit first.
-        if (queue.length > 0) runQueue();
+        if (queue.length > 0) runQueue(true);
         const state = topicState(topic);
         const rows = q.historySince.all(topic, Math.max(since, state.last_offset - maxCount), at - maxAgeMs, limit);
         const publications: Publication[] = rows.map((r) => ({
@@ -536,7 +555,8 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
     },
     async close() {
       if (closed) return;
-      runQueue();
+      resumeCommits();
+      runQueue(true);
       closed = true;
       await syncing;
       // A clean close: every offset handed out is on disk, so the next start keeps the epochs.
