@@ -18,7 +18,7 @@
  * Protocol with the parent: the config comes as JSON in argv[2]; JSON lines on stdout
  * (`ready`, `measure`, `done` with the figures); `go` on stdin starts the run.
  */
-import { createInitiator, type OpenedFrame, openMany, type Session } from '../src/channel/index.ts';
+import { createInitiator, openMany, type Session } from '../src/channel/index.ts';
 import { createCrypto } from '../src/crypto/index.ts';
 
 export interface LoadGroup {
@@ -183,8 +183,8 @@ function openInbox() {
       error(`open failed: ${result.message}`);
       continue;
     }
-    if ((result as OpenedFrame).type !== RELAY_FRAME) continue;
-    const { plaintext } = result as OpenedFrame;
+    if (result.type !== RELAY_FRAME) continue;
+    const { plaintext } = result;
     batch[i]!.conn.onPayload(Buffer.from(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength));
   }
 }

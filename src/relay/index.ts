@@ -681,33 +681,30 @@ export function createRelay(options: RelayOptions): Relay {
 
   async function publish(session: SessionState, cmd: Extract<RelayCommand, { cmd: 'publish' }>) {
     const { topic, data } = cmd;
-    if (store.appendLive) {
-      const live = store.appendLive.bind(store);
-      // The store assigns the offset now: fan out at once, in offset order (the call is made in
-      // command order, synchronously), and reply once the row is committed. A subscriber sees the
-      // publication a group commit earlier than the publisher sees its reply.
-      const publication = await ordered(
-        session,
-        () => authorize(session, topic, 'publish', cmd.grant),
-        () => {
-          const { publication, committed } = live(topic, { from: session.identity, data, time: now() }, historyLimits);
+    const publication = await ordered(
+      session,
+      () => authorize(session, topic, 'publish', cmd.grant),
+      () => {
+        const entry = { from: session.identity, data, time: now() };
+        if (store.appendLive) {
+          // The store assigns the offset now: fan out at once, in offset order (the call is made
+          // in command order, synchronously), and reply once the row is committed. A subscriber
+          // sees the publication a group commit earlier than the publisher sees its reply.
+          const { publication, committed } = store.appendLive(topic, entry, historyLimits);
           void broker.publish(topicChannel(topic), { kind: 'publication', publication, node: nodeId }).catch((error) => {
             logger?.warn({ err: (error as Error).message }, 'live fan-out of a publication failed');
           });
           return committed.then(() => publication);
-        },
-      );
-      return { topic, offset: publication.offset, epoch: publication.epoch };
-    }
-    const publication = await ordered(
-      session,
-      () => authorize(session, topic, 'publish', cmd.grant),
-      () => store.append(topic, { from: session.identity, data, time: now() }, historyLimits),
+        }
+        return store.append(topic, entry, historyLimits).then(async (appended) => {
+          if (!appended.published) {
+            const { published: _, ...plain } = appended;
+            await broker.publish(topicChannel(topic), { kind: 'publication', publication: plain, node: nodeId });
+          }
+          return appended;
+        });
+      },
     );
-    if (!publication.published) {
-      const { published: _, ...plain } = publication;
-      await broker.publish(topicChannel(topic), { kind: 'publication', publication: plain, node: nodeId });
-    }
     return { topic, offset: publication.offset, epoch: publication.epoch };
   }
 

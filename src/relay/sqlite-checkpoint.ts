@@ -17,6 +17,7 @@ declare const self: Worker;
 
 let db: Database | undefined;
 let timer: ReturnType<typeof setInterval> | undefined;
+let checkpoint: ReturnType<Database['prepare']> | undefined;
 
 self.onmessage = (event: MessageEvent) => {
   const msg = event.data as { type: 'start'; path: string; intervalMs: number } | { type: 'stop' } | { type: 'drain' };
@@ -25,12 +26,12 @@ self.onmessage = (event: MessageEvent) => {
     db.exec('PRAGMA busy_timeout = 1000');
     // FULL: the checkpoint fsyncs the WAL before copying and the database after.
     db.exec('PRAGMA synchronous = FULL');
-    const checkpoint = db.prepare<{ busy: number; log: number; checkpointed: number }, []>('PRAGMA wal_checkpoint(PASSIVE)');
+    checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
     timer = setInterval(() => {
       try {
-        const result = checkpoint.get();
-        // Commits may have landed during the pass: ask the writer to copy that short tail itself
-        // (it is the only writer, so its pass completes and the WAL starts over at its next commit).
+        const result = checkpoint?.get() as { busy: number; log: number } | null;
+        // Commits may have landed during the pass: report the WAL's size, so the writer can pause
+        // its commits and ask for the tail (`drain`) once the WAL is large.
         if (result && !result.busy && result.log > 0) self.postMessage({ type: 'behind', frames: result.log });
       } catch {
         // Busy or closing: the next tick tries again.
@@ -40,13 +41,14 @@ self.onmessage = (event: MessageEvent) => {
     // The writer paused its commits: copy the tail now, so the pass completes and the WAL can
     // start over at the next commit.
     try {
-      db?.exec('PRAGMA wal_checkpoint(PASSIVE)');
+      checkpoint?.run();
     } catch {
       // Busy: the writer resumes anyway.
     }
     self.postMessage({ type: 'drained' });
   } else if (msg.type === 'stop') {
     clearInterval(timer);
+    checkpoint = undefined;
     db?.close();
     db = undefined;
     self.postMessage({ type: 'stopped' });

@@ -235,7 +235,7 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
    * Each topic's epoch and offsets as this store hands them out. This connection is the only
    * writer of its file in this process (`createSqliteStore` shares one store per path), so the
    * row is read once and then advanced in memory: `last_offset` is the last offset assigned (it may
-   * be ahead of the disk until the group commit), `committed` the last one written.
+   * be ahead of the disk until the group commit).
    */
   interface TopicState {
     epoch: string;
@@ -415,7 +415,7 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
     const publication: Publication = { topic, offset, epoch: state.epoch, from: entry.from, data: entry.data, time: entry.time };
     const committed = write(() => {
       q.historyInsert.run(topic, offset, entry.from, entry.data, entry.time);
-      // The row and the count trim are written at the end of the group commit (see `flush`),
+      // The topic row and the count trim are written once per group commit (see `flush`),
       // in the same transaction; reads also bound history by count themselves.
       const pending = appended.get(topic);
       if (pending) {
