@@ -47,6 +47,11 @@ export interface LoadConfig {
   idleCount?: number;
   /** Handshakes in flight at once. */
   connectConcurrency: number;
+  /**
+   * Batch the commands a connection sends in one event-loop turn into one frame (a JSON array,
+   * docs/RELAY.md "Batches"), as the SDK does. Off: one frame per command.
+   */
+  batch?: boolean;
 }
 
 const RELAY_FRAME = 0x10;
@@ -88,8 +93,8 @@ function stampData(): string {
 }
 const DATA_KEY = Buffer.from('"data":"');
 /** Reads the send time back from the UTF-8 JSON of a publication (16 base64 chars → 12 digits). */
-function sentAt(json: Buffer): number {
-  const at = json.indexOf(DATA_KEY);
+function sentAt(json: Buffer, from: number): number {
+  const at = json.indexOf(DATA_KEY, from);
   if (at < 0) return -1;
   let value = 0;
   let p = at + DATA_KEY.length;
@@ -105,7 +110,10 @@ function sentAt(json: Buffer): number {
 interface Conn {
   ws: WebSocket;
   session: Session | null;
-  onPayload(json: Buffer): void;
+  /** Called per event: `at` is the index of the event's `{` in `json` (a batch holds several). */
+  onPayload(json: Buffer, at: number): void;
+  /** Commands of this turn, when batching. */
+  out: string[];
 }
 
 const config = JSON.parse(process.argv[2]!) as LoadConfig;
@@ -115,16 +123,53 @@ const error = (text: string) => {
   if (errors.length < 20) errors.push(text);
 };
 
-function send(conn: Conn, json: string) {
+function sendNow(conn: Conn, json: string) {
   const bytes = encoder.encode(json);
   conn.ws.send((conn.session ? conn.session.seal(RELAY_FRAME, bytes) : bytes) as Uint8Array<ArrayBuffer>);
 }
 
-async function open(node: number, onPayload: (json: Buffer) => void): Promise<Conn> {
+// Batching: commands queued per connection, sent as one frame per connection when the turn ends.
+let dirty: Conn[] = [];
+let flushScheduled = false;
+function flushOut() {
+  flushScheduled = false;
+  const conns = dirty;
+  dirty = [];
+  for (const conn of conns) {
+    const commands = conn.out;
+    conn.out = [];
+    sendNow(conn, commands.length === 1 ? commands[0]! : `[${commands.join(',')}]`);
+  }
+}
+function send(conn: Conn, json: string) {
+  if (!config.batch) {
+    sendNow(conn, json);
+    return;
+  }
+  if (conn.out.length === 0) dirty.push(conn);
+  conn.out.push(json);
+  if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flushOut);
+  }
+}
+
+const EVENT_START = Buffer.from('{"type":"');
+/** Calls `fn` for each event of a payload: one JSON object, or a batch (a JSON array of them). */
+function forEachEvent(json: Buffer, fn: (json: Buffer, at: number) => void) {
+  if (json[0] !== 0x5b) {
+    fn(json, 0);
+    return;
+  }
+  // The relay writes `type` first in every event, and `{"type":"` cannot occur inside a JSON string.
+  for (let at = json.indexOf(EVENT_START, 1); at >= 0; at = json.indexOf(EVENT_START, at + EVENT_START.length)) fn(json, at);
+}
+
+async function open(node: number, onPayload: (json: Buffer, at: number) => void): Promise<Conn> {
   const url = config.urls[node]!;
   const ws = new WebSocket(url);
   ws.binaryType = 'arraybuffer';
-  const conn: Conn = { ws, session: null, onPayload };
+  const conn: Conn = { ws, session: null, onPayload, out: [] };
   await new Promise<void>((resolve, reject) => {
     const driver = config.secure ? createInitiator({ crypto: crypto!, serverFingerprint: config.fingerprints[node] }) : undefined;
     let done = false;
@@ -185,8 +230,10 @@ function openInbox() {
     }
     if (result.type !== RELAY_FRAME) continue;
     const { plaintext } = result;
-    batch[i]!.conn.onPayload(Buffer.from(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength));
+    const conn = batch[i]!.conn;
+    forEachEvent(Buffer.from(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength), conn.onPayload);
   }
+  if (flushScheduled) flushOut();
 }
 
 function deliver(conn: Conn, bytes: Uint8Array) {
@@ -198,7 +245,7 @@ function deliver(conn: Conn, bytes: Uint8Array) {
     }
     return;
   }
-  conn.onPayload(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  forEachEvent(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), conn.onPayload);
 }
 
 /** Runs async tasks with at most `limit` in flight. */
@@ -222,11 +269,12 @@ function request(conn: Conn, command: Record<string, unknown>): Promise<Record<s
     const previous = conn.onPayload;
     conn.onPayload = (json) => {
       const event = JSON.parse(json.toString());
+      if (Array.isArray(event)) throw new Error('a batch answered a lone subscribe');
       if (event.type !== 'reply') return;
       conn.onPayload = previous;
       resolve(event);
     };
-    send(conn, JSON.stringify({ id: 0, ...command }));
+    sendNow(conn, JSON.stringify({ id: 0, ...command }));
   });
 }
 
@@ -269,11 +317,11 @@ interface Publisher {
 }
 const publishers: Publisher[] = [];
 
-const onPublication = (json: Buffer) => {
+const onPublication = (json: Buffer, at: number) => {
   // `{"type":"publication"…` vs `{"type":"reply"…` (the relay writes `type` first).
-  if (json[9] !== 0x70) return;
+  if (json[at + 9] !== 0x70) return;
   delivered++;
-  const sent = sentAt(json);
+  const sent = sentAt(json, at);
   if (sent >= 0) record(micros() - sent);
 };
 
@@ -284,8 +332,8 @@ function publish(p: Publisher) {
 }
 
 const closedLoop = !config.rate;
-const onReply = (p: Publisher) => (json: Buffer) => {
-  if (json[9] !== 0x72) return;
+const onReply = (p: Publisher) => (json: Buffer, at: number) => {
+  if (json[at + 9] !== 0x72) return;
   replies++;
   p.outstanding--;
   if (closedLoop && !stopping) publish(p);
@@ -328,6 +376,7 @@ if (closedLoop) {
       if (p.outstanding < 10_000) publish(p);
       sent++;
     }
+    if (flushScheduled) flushOut();
   }, 1);
 }
 

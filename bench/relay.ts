@@ -44,6 +44,8 @@ interface Node {
 interface Deployment {
   name: string;
   secure: boolean;
+  /** The load generator batches each connection's commands of one turn into one frame (as the SDK does). */
+  batch: boolean;
   nodes: Node[];
   /** Other processes whose CPU counts as server side (redis-server). */
   helpers: number[];
@@ -61,7 +63,10 @@ const serverEnv = (extra: Record<string, string> = {}) => ({
 });
 
 async function startSecureNode(env: Record<string, string> = {}): Promise<{ node: Node; stop: () => Promise<number> }> {
-  const server = await spawnServer({ env: serverEnv(env), startTimeoutMs: 30_000 });
+  // Development: BENCH_RELAY_PROFILE=<dir> writes each server's CPU profile (Markdown) there on exit.
+  const profile = process.env.BENCH_RELAY_PROFILE;
+  const runtimeArgs = profile ? ['--cpu-prof', '--cpu-prof-md', `--cpu-prof-dir=${profile}`] : [];
+  const server = await spawnServer({ env: serverEnv(env), startTimeoutMs: 30_000, runtimeArgs });
   const fingerprint = String((await server.waitForLine((l) => l.msg === 'node identity loaded')).fingerprint);
   // Drop the captured log lines as they come (a long run would keep them all).
   const drop = setInterval(() => server.lines.splice(0), 1_000);
@@ -76,7 +81,7 @@ async function startSecureNode(env: Record<string, string> = {}): Promise<{ node
 
 async function embedded(): Promise<Deployment> {
   const { node, stop } = await startSecureNode();
-  return { name: 'secure embedded', secure: true, nodes: [node], helpers: [], stop: async () => void (await stop()) };
+  return { name: 'secure embedded', secure: true, batch: true, nodes: [node], helpers: [], stop: async () => void (await stop()) };
 }
 
 async function redisPair(): Promise<Deployment> {
@@ -87,6 +92,7 @@ async function redisPair(): Promise<Deployment> {
   return {
     name: 'secure 2 nodes + redis',
     secure: true,
+    batch: true,
     nodes: [a.node, b.node],
     helpers: [redis.proc.pid],
     stop: async () => {
@@ -96,15 +102,23 @@ async function redisPair(): Promise<Deployment> {
   };
 }
 
-async function plain(): Promise<Deployment> {
+/** The plain relay with one frame per command and event, as a hand-rolled relay frames. */
+const plain = () => plainRelay(PLAIN, false);
+/** The same plain relay, the load generator batching its commands as against the secure relay. */
+const plainBatched = () => plainRelay(PLAIN_BATCHED, true);
+const PLAIN = 'plain Bun relay';
+const PLAIN_BATCHED = 'plain Bun relay, batched';
+
+async function plainRelay(name: string, batch: boolean): Promise<Deployment> {
   const proc = Bun.spawn([process.execPath, join(import.meta.dir, 'relay-plain-server.ts')], { stdout: 'pipe', stderr: 'inherit' });
   const reader = proc.stdout.getReader();
   const { value } = await reader.read();
   const line = JSON.parse(new TextDecoder().decode(value).split('\n')[0]!) as { port: number };
   reader.releaseLock();
   return {
-    name: 'plain Bun relay',
+    name,
     secure: false,
+    batch,
     nodes: [{ url: `ws://127.0.0.1:${line.port}/`, fingerprint: '', pid: proc.pid }],
     helpers: [],
     stop: async () => {
@@ -200,6 +214,7 @@ async function runShape(
       urls: deployment.nodes.map((n) => n.url),
       fingerprints: deployment.nodes.map((n) => n.fingerprint),
       mode: 'relay',
+      batch: deployment.batch,
       groups: groups.filter((_, g) => g % count === i),
       window: shape.window,
       rate: options.rate ? options.rate / count : undefined,
@@ -290,11 +305,13 @@ const bench: Benchmark = {
       { name: 'fan-out 10', fanout: 10, groups: quick ? 4 : 8, window: 32 },
       { name: 'fan-out 100', fanout: 100, groups: 2, window: 32 },
     ].filter((s) => !only || only.includes(s.name));
-    let deployments: (() => Promise<Deployment>)[] = [plain, embedded];
+    let deployments: (() => Promise<Deployment>)[] = [plain, plainBatched, embedded];
     if (process.env.BENCH_RELAY_REDIS !== '0') deployments.push(redisPair);
-    // Development: BENCH_RELAY_DEPLOY=plain,embedded,redis picks deployments (ratios need plain).
+    // Development: BENCH_RELAY_DEPLOY=plain,plain-batched,embedded,redis picks deployments (ratios need plain).
     const picked = process.env.BENCH_RELAY_DEPLOY?.split(',');
-    if (picked) deployments = deployments.filter((d) => picked.includes(d === plain ? 'plain' : d === embedded ? 'embedded' : 'redis'));
+    const key = (d: () => Promise<Deployment>) =>
+      d === plain ? 'plain' : d === plainBatched ? 'plain-batched' : d === embedded ? 'embedded' : 'redis';
+    if (picked) deployments = deployments.filter((d) => picked.includes(key(d)));
     const skipIdle = process.env.BENCH_RELAY_IDLE === '0';
 
     const rows: BenchRow[] = [];
@@ -319,10 +336,11 @@ const bench: Benchmark = {
       }
     }
 
-    const plainName = 'plain Bun relay';
+    const plainName = PLAIN;
     for (const shape of shapes) {
       const base = peak.get(`${plainName}/${shape.name}`);
-      for (const name of [plainName, 'secure embedded', 'secure 2 nodes + redis']) {
+      const baseBatched = peak.get(`${PLAIN_BATCHED}/${shape.name}`);
+      for (const name of [plainName, PLAIN_BATCHED, 'secure embedded', 'secure 2 nodes + redis']) {
         const top = peak.get(`${name}/${shape.name}`);
         const paced = half.get(`${name}/${shape.name}`);
         if (!top || !paced) continue;
@@ -331,6 +349,7 @@ const bench: Benchmark = {
           relay: name,
           'delivered/s': Math.round(top.deliveredPerSecond),
           'vs plain': base ? round(top.deliveredPerSecond / base.deliveredPerSecond) : Number.NaN,
+          'vs plain batched': baseBatched ? round(top.deliveredPerSecond / baseBatched.deliveredPerSecond) : Number.NaN,
           'server CPU': round(top.serverCpu),
           // Server efficiency, whatever bound the run: deliveries per second per busy server core.
           'delivered/server-core-s': Math.round(top.deliveredPerSecond / top.serverCpu),
@@ -358,9 +377,9 @@ const bench: Benchmark = {
     }
 
     const get = (name: string, shape: string) => peak.get(`${name}/${shape}`);
-    const ratio = (shape: string, name = 'secure embedded') => {
+    const ratio = (shape: string, name = 'secure embedded', baseline = plainName) => {
       const s = get(name, shape);
-      const p = get(plainName, shape);
+      const p = get(baseline, shape);
       return s && p ? round(s.deliveredPerSecond / p.deliveredPerSecond) : Number.NaN;
     };
     const oneToOne = get('secure embedded', '1:1');
@@ -375,6 +394,9 @@ const bench: Benchmark = {
       'secure/plain 1:1': ratio('1:1'),
       'secure/plain fan-out 10': ratio('fan-out 10'),
       'secure/plain fan-out 100': ratio('fan-out 100'),
+      'secure/plain batched 1:1': ratio('1:1', 'secure embedded', PLAIN_BATCHED),
+      'secure/plain batched fan-out 10': ratio('fan-out 10', 'secure embedded', PLAIN_BATCHED),
+      'secure/plain batched fan-out 100': ratio('fan-out 100', 'secure embedded', PLAIN_BATCHED),
       'redis/embedded (min over shapes)': round(Math.min(...redisRatios)),
       'target 1:1 ≥ 100k msgs/s': oneToOne ? oneToOne.deliveredPerSecond >= 100_000 : false,
       'target 1:1 secure/plain ≥ 0.7': ratio('1:1') >= 0.7,
@@ -394,7 +416,9 @@ const bench: Benchmark = {
         '@½ = open loop at half of that deployment\'s peak publish rate; latency = publish sent → publication opened, one clock (publisher and subscribers share a load-generator process)',
         'CPU in cores (1.0 = one core busy) over the measured window; server CPU includes redis-server for the Redis set-up; this box has 2 cores shared by servers and load generators; a loadgen CPU near 1.0 per process means the run was bound by the load generator',
         'delivered/server-core-s = delivered/s ÷ server CPU: what one busy server core delivers (the secure server also spends time blocked in its SQLite commit fsync, which this does not count)',
-        'plain baseline: Bun.serve WebSocket relay speaking the same JSON without encryption, store or validation; fan-out with one server.publish per message (uWS topic)',
+        'plain baseline: Bun.serve WebSocket relay speaking the same JSON without encryption, store or validation; fan-out with one server.publish per message (uWS topic); one WebSocket message per command and per event',
+        'plain batched: the same plain relay, the load generator batching each connection\'s commands of one turn into one message (a JSON array) as it does against the secure relay; the plain relay answers a batch with one reply message and one server.publish per topic',
+        'secure: the load generator batches commands as the SDK does; the server sends each connection the events of one event-loop turn as one frame (a JSON array) when there are several',
         'secure: real `ssc serve`, hybrid XXhfs handshake per connection, every command sealed and every frame opened (WASM ChaCha20-Poly1305), history appended to SQLite (embedded) or Redis streams',
         `RSS per idle connection = (RSS after ${idleCount} more connections − RSS before) / ${idleCount}, ${IDLE_SETTLE_MS / 1000} s after the last handshake (no forced GC)`,
       ],

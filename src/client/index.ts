@@ -31,6 +31,8 @@ export { createMemoryPinStore, type PinStore } from '../channel/index.ts';
 
 /** Frame type of relay traffic (JSON commands and events). */
 const RELAY_FRAME = 0x10;
+/** Most commands in one batch frame (the relay's limit). */
+const MAX_BATCH = 1_024;
 
 export interface Identity {
   publicKey: Uint8Array;
@@ -67,6 +69,12 @@ export interface ConnectOptions {
   autoAck?: boolean;
   /** Time allowed for one request's reply (ms, default 15 s). */
   requestTimeoutMs?: number;
+  /**
+   * Send the commands issued in one synchronous stretch of code (before the next microtask) as
+   * one frame, a batch (default true): a loop of `publish` calls costs one seal and one write.
+   * Off: one frame per command.
+   */
+  batch?: boolean;
   /** WebSocket constructor (default: the global one). */
   WebSocket?: typeof WebSocket;
 }
@@ -293,13 +301,22 @@ export class SecureClient {
       return;
     }
     if (opened.type !== RELAY_FRAME) return;
-    let event: Record<string, unknown>;
+    let payload: unknown;
     try {
-      event = JSON.parse(decoder.decode(opened.plaintext));
+      payload = JSON.parse(decoder.decode(opened.plaintext));
     } catch {
       this.emit('error', new Error('undecodable relay event'));
       return;
     }
+    // One event, or a batch of them (a JSON array) in order.
+    if (Array.isArray(payload)) {
+      for (const event of payload) if (typeof event === 'object' && event !== null) this.onEvent(event as Record<string, unknown>);
+    } else if (typeof payload === 'object' && payload !== null) {
+      this.onEvent(payload as Record<string, unknown>);
+    }
+  }
+
+  private onEvent(event: Record<string, unknown>): void {
     if (event.type === 'reply') {
       const pending = this.pending.get(event.id as number);
       if (!pending) return;
@@ -344,6 +361,9 @@ export class SecureClient {
     this.session?.close();
     this.session = null;
     this.ws = null;
+    // Commands not yet written belong to requests failed just below.
+    this.outgoing = [];
+    this.outgoingBytes = 0;
     for (const [id, pending] of this.pending) {
       clearTimeout(pending.timer);
       pending.reject(new Error(`connection closed (${info.code} ${info.reason})`));
@@ -386,15 +406,46 @@ export class SecureClient {
     const session = this.session;
     if (!ws || !session) return Promise.reject(new Error(`not connected (${this.state})`));
     const id = this.nextRequest++;
-    const frame = session.seal(RELAY_FRAME, encoder.encode(JSON.stringify({ id, ...command })));
+    const json = JSON.stringify({ id, ...command });
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
         reject(new Error(`request ${command.cmd} timed out`));
       }, this.options.requestTimeoutMs ?? 15_000);
       this.pending.set(id, { resolve, reject, timer });
-      ws.send(frame as Uint8Array<ArrayBuffer>);
+      if (this.options.batch === false) {
+        ws.send(session.seal(RELAY_FRAME, encoder.encode(json)) as Uint8Array<ArrayBuffer>);
+        return;
+      }
+      this.outgoing.push(json);
+      this.outgoingBytes += json.length + 1;
+      // A batch that would pass what one frame carries goes now; the rest follows in order.
+      if (this.outgoingBytes > session.maxPlaintextBytes / 2 || this.outgoing.length >= MAX_BATCH) this.flushOutgoing();
+      else if (!this.flushQueued) {
+        this.flushQueued = true;
+        queueMicrotask(this.flushFn);
+      }
     });
+  }
+
+  private outgoing: string[] = [];
+  private outgoingBytes = 0;
+  private flushQueued = false;
+  private readonly flushFn = () => this.flushOutgoing();
+
+  /** Sends the queued commands as one frame (a batch when there are several). */
+  private flushOutgoing(): void {
+    this.flushQueued = false;
+    const commands = this.outgoing;
+    if (commands.length === 0) return;
+    this.outgoing = [];
+    this.outgoingBytes = 0;
+    const ws = this.ws;
+    const session = this.session;
+    // Disconnected meanwhile: the pending requests are failed by `onClosed`.
+    if (!ws || !session) return;
+    const json = commands.length === 1 ? commands[0]! : `[${commands.join(',')}]`;
+    ws.send(session.seal(RELAY_FRAME, encoder.encode(json)) as Uint8Array<ArrayBuffer>);
   }
 
   /** Subscribes to a topic; with `since`, replays what was published after that position. */

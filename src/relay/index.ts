@@ -24,6 +24,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import {
   commandNames,
   commandSchema,
+  MAX_BATCH_COMMANDS,
   type Grant,
   parseHotCommand,
   type MessageEvent,
@@ -76,6 +77,13 @@ export interface RelaySession {
    * it too (for logging and tests — the transport must not send it a second time).
    */
   handle(input: unknown): Promise<RelayReply>;
+  /**
+   * Handles one frame payload (UTF-8 JSON bytes): one command, or a batch — a JSON array of up to
+   * {@link MAX_BATCH_COMMANDS} commands, each run and answered as if it had come in its own frame,
+   * in array order. `admit(n)` is asked first with the number of commands (rate limits); when it
+   * says no, nothing runs and the promise resolves with no replies.
+   */
+  handlePayload(payload: Uint8Array, admit?: (commands: number) => boolean): Promise<unknown>;
   /** The transport's socket drained: flush buffered events. */
   drain(): void;
   /** Events buffered for this connection (backpressure). */
@@ -128,6 +136,8 @@ export interface Relay {
   /** Detaches every session and stops the heartbeat; broker and store stay open (the caller owns them). */
   close(): Promise<void>;
 }
+
+const DONE: Promise<unknown> = Promise.resolve(undefined);
 
 /** Strict UTF-8 (a command is JSON text); stateless, so one instance serves every call. */
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -875,6 +885,37 @@ export function createRelay(options: RelayOptions): Relay {
     }
   }
 
+  /** One frame payload: a command or a batch of them (see `RelaySession.handlePayload`). */
+  function handlePayload(session: SessionState, payload: Uint8Array, admit?: (commands: number) => boolean): Promise<unknown> {
+    let value: unknown;
+    try {
+      value = JSON.parse(utf8.decode(payload));
+    } catch {
+      if (admit && !admit(1)) return DONE;
+      return handle(session, payload);
+    }
+    if (!Array.isArray(value)) {
+      if (admit && !admit(1)) return DONE;
+      return handle(session, value);
+    }
+    if (value.length === 0 || value.length > MAX_BATCH_COMMANDS) {
+      if (admit && !admit(1)) return DONE;
+      metrics?.errors.inc({ kind: 'bad_input' });
+      const reply: RelayReply = {
+        type: 'reply',
+        id: null,
+        ok: false,
+        error: { code: 'bad_request', message: `a batch holds 1 to ${MAX_BATCH_COMMANDS} commands` },
+      };
+      send(session, [reply]);
+      return Promise.resolve(reply);
+    }
+    if (admit && !admit(value.length)) return DONE;
+    const replies: Promise<RelayReply>[] = new Array(value.length);
+    for (let i = 0; i < value.length; i++) replies[i] = handle(session, value[i]);
+    return Promise.all(replies);
+  }
+
   async function run(session: SessionState, { cmd, id, error }: ReturnType<typeof parse>): Promise<RelayReply> {
     let reply: RelayReply;
     let after: (() => void) | undefined;
@@ -937,6 +978,7 @@ export function createRelay(options: RelayOptions): Relay {
       running: 0,
       dm: { live: false, skipUpTo: 0, lastDelivered: 0, arrivedDuringLoad: false },
       handle: (input) => handle(session, input),
+      handlePayload: (payload, admit) => handlePayload(session, payload, admit),
       drain() {
         session.blocked = false;
         flush(session);

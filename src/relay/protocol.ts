@@ -162,3 +162,52 @@ export function encodeEvent(event: RelayEvent): Uint8Array {
   }
   return bytes;
 }
+
+const OPEN_BRACKET = 0x5b;
+const COMMA = 0x2c;
+const CLOSE_BRACKET = 0x5d;
+
+/**
+ * The payloads that carry `events` to one connection, in order: one event alone as its JSON
+ * object, several as one JSON array of them (a batch), split so that no payload passes
+ * `maxBytes` (an event that does not fit alone still goes alone). One frame per payload, so a
+ * connection that is sent many events in one event-loop turn costs one seal and one write per
+ * batch instead of per event (docs/RELAY.md "Batches").
+ */
+export function encodeEvents(events: readonly RelayEvent[], maxBytes: number): Uint8Array[] {
+  if (events.length === 1) return [encodeEvent(events[0]!)];
+  const out: Uint8Array[] = [];
+  let parts: Uint8Array[] = [];
+  let size = 1;
+  const close = () => {
+    if (parts.length === 0) return;
+    if (parts.length === 1) {
+      out.push(parts[0]!);
+    } else {
+      const payload = new Uint8Array(size + 1);
+      payload[0] = OPEN_BRACKET;
+      let at = 1;
+      for (let i = 0; i < parts.length; i++) {
+        if (i > 0) payload[at++] = COMMA;
+        payload.set(parts[i]!, at);
+        at += parts[i]!.length;
+      }
+      payload[at] = CLOSE_BRACKET;
+      out.push(payload);
+    }
+    parts = [];
+    size = 1;
+  };
+  for (const event of events) {
+    const bytes = encodeEvent(event);
+    // `[` + parts joined by `,` + `]`.
+    if (parts.length > 0 && size + 1 + bytes.length + 1 > maxBytes) close();
+    size += (parts.length > 0 ? 1 : 0) + bytes.length;
+    parts.push(bytes);
+  }
+  close();
+  return out;
+}
+
+/** Most commands one batch payload may carry (client → server). */
+export const MAX_BATCH_COMMANDS = 1_024;

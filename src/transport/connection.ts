@@ -4,8 +4,10 @@
  * `http.ts`) feed it bytes and give it a way to send frames.
  *
  * Outgoing relay events are collected for the rest of the event-loop turn (a relay fan-out, the
- * replies to every frame that arrived in the turn) and sealed for every recipient in one batch
- * AEAD call (`sealMany`) at its end; each connection's frames then go out in one corked write.
+ * replies to every frame that arrived in the turn); at its end each connection's events become
+ * as few frames as fit (several events travel as one JSON array, a batch), all of them sealed for
+ * every recipient in one batch AEAD call (`sealMany`), and each connection's frames go out in one
+ * corked write.
  * Frames that arrive once the channel is open are opened and handed to the relay synchronously,
  * without a promise per frame; byte counters are added up per turn, not per frame.
  */
@@ -23,7 +25,7 @@ import {
 import type { BatchAead } from '../crypto/types.ts';
 import type { AuditEvent } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { encodeEvent, type Relay, type RelayEvent, type RelaySession } from '../relay/index.ts';
+import { encodeEvents, type Relay, type RelayEvent, type RelaySession } from '../relay/index.ts';
 import type { SecurityLimits } from '../security/limits.ts';
 
 /** Frame type of relay traffic: UTF-8 JSON commands (client → server) and events (server → client). */
@@ -52,8 +54,11 @@ export interface ConnectionDeps {
   batchAead: BatchAead;
   /** Frames per connection per window (config security.rateLimit). */
   framesPerWindow: number;
-  /** Counts a frame against the sender's identity; false when the identity is over its limit. */
-  identityFrame(identity: string): boolean;
+  /**
+   * Counts a frame (or `count` commands of a batch) against the sender's identity; false when the
+   * identity is over its limit.
+   */
+  identityFrame(identity: string, count?: number): boolean;
   windowMs: number;
   /** Identity for clients that prove none: derived from their Noise static key when they have one. */
   anonymousIdentity(staticKey: Uint8Array | undefined, connectionId: string): string;
@@ -143,21 +148,34 @@ export class FanoutSealer {
   private sealAndSend(): void {
     const jobs = this.jobs;
     this.jobs = [];
+    // Each connection's events of this turn, in delivery order; connections in first-delivery
+    // order. A connection's events go out as few frames as fit (one batch payload each).
+    const order: ChannelConnection[] = [];
+    for (const { connection, events } of jobs) {
+      if (!connection.openSession) continue;
+      let pending = connection.pendingEvents;
+      if (!pending) {
+        pending = connection.pendingEvents = [];
+        order.push(connection);
+      }
+      for (const event of events) pending.push(event);
+    }
     const batched: { session: Session; type: number; plaintext: Uint8Array }[] = [];
     const targets: ChannelConnection[] = [];
     /** Connections with frames, in first-delivery order; their frames in delivery order. */
     const outgoing: ChannelConnection[] = [];
     let bytesOut = 0;
-    for (const { connection, events } of jobs) {
-      const session = connection.openSession;
-      if (!session) continue;
-      for (const event of events) {
-        const plaintext = encodeEvent(event);
+    for (const connection of order) {
+      const events = connection.pendingEvents!;
+      connection.pendingEvents = null;
+      const session = connection.openSession!;
+      for (const plaintext of encodeEvents(events, session.maxPlaintextBytes)) {
         if (session.aead.name === this.aead.name) {
           batched.push({ session, type: RELAY_FRAME, plaintext });
           targets.push(connection);
         } else {
-          // Another cipher: sealed alone, but queued in place so the order holds.
+          // Another cipher: sealed alone. One connection has one session, hence one cipher, so
+          // all of its frames take the same path and keep their order.
           const frame = session.seal(RELAY_FRAME, plaintext);
           if (connection.outbox.length === 0) outgoing.push(connection);
           connection.outbox.push(frame);
@@ -168,8 +186,6 @@ export class FanoutSealer {
     if (batched.length > 0) {
       const frames = sealMany(this.aead, batched);
       this.sealCounter.inc(frames.length);
-      // Placed after the singly sealed frames of the same connection only if those came later in
-      // delivery order — which cannot happen: one connection has one session, hence one cipher.
       for (let i = 0; i < frames.length; i++) {
         const connection = targets[i]!;
         if (connection.outbox.length === 0) outgoing.push(connection);
@@ -197,6 +213,8 @@ export class ChannelConnection {
   private queued = 0;
   /** Sealed frames waiting for this turn's write. */
   outbox: Uint8Array[] = [];
+  /** Events handed over this turn, while the sealer gathers them (null otherwise). */
+  pendingEvents: RelayEvent[] | null = null;
   private closed = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private windowStart = Date.now();
@@ -363,19 +381,8 @@ export class ChannelConnection {
    * its answer follows the command; WebSocket does not) or undefined when no command ran.
    */
   private frame(bytes: Uint8Array): Promise<unknown> | undefined {
-    const now = Date.now();
-    if (now - this.windowStart >= this.deps.windowMs) {
-      this.windowStart = now;
-      this.framesInWindow = 0;
-    }
-    const overConnection = ++this.framesInWindow > this.deps.framesPerWindow;
-    if (overConnection || !this.deps.identityFrame(this.identity!)) {
-      const scope = overConnection ? 'frame' : 'identity';
-      this.deps.metrics.rateLimited.inc({ scope });
-      this.deps.audit({ event: 'rate_limit.hit', scope, connection: this.id, identity: this.identity, source: this.source });
-      this.close(4029, 'RATE_LIMITED');
-      return this.deps.limits.suspicious(this.source, `rate_limit.${scope}`);
-    }
+    const limited = this.countFrames(1);
+    if (limited) return limited;
     this.deps.sealer.received(bytes.length);
     const { type, plaintext } = this.session!.open(bytes);
     if (type === FrameType.CLOSE) {
@@ -384,7 +391,40 @@ export class ChannelConnection {
       return undefined;
     }
     if (type !== RELAY_FRAME) throw new ChannelError('FRAME_INVALID', `unknown frame type ${type}`);
-    return this.relaySession!.handle(plaintext);
+    // A batch counts as many frames as it carries commands (the frame itself was counted above).
+    return this.relaySession!.handlePayload(plaintext, this.admitBatch);
+  }
+
+  private admitFn: ((commands: number) => boolean) | undefined;
+  private get admitBatch(): (commands: number) => boolean {
+    this.admitFn ??= (commands) => {
+      if (commands <= 1) return true;
+      const limited = this.countFrames(commands - 1);
+      if (!limited) return true;
+      limited.then(undefined, () => undefined); // the channel is already closed
+      return false;
+    };
+    return this.admitFn;
+  }
+
+  /**
+   * Counts `n` frames against the connection's and the identity's windows. Past a limit the
+   * channel is closed (4029) and the promise of the suspicion report is returned.
+   */
+  private countFrames(n: number): Promise<unknown> | undefined {
+    const now = Date.now();
+    if (now - this.windowStart >= this.deps.windowMs) {
+      this.windowStart = now;
+      this.framesInWindow = 0;
+    }
+    this.framesInWindow += n;
+    const overConnection = this.framesInWindow > this.deps.framesPerWindow;
+    if (!overConnection && this.deps.identityFrame(this.identity!, n)) return undefined;
+    const scope = overConnection ? 'frame' : 'identity';
+    this.deps.metrics.rateLimited.inc({ scope });
+    this.deps.audit({ event: 'rate_limit.hit', scope, connection: this.id, identity: this.identity, source: this.source });
+    this.close(4029, 'RATE_LIMITED');
+    return this.deps.limits.suspicious(this.source, `rate_limit.${scope}`);
   }
 
   /** Writes this turn's sealed frames (one corked write on WebSocket). */

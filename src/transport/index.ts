@@ -131,14 +131,15 @@ export function createTransport(options: TransportOptions) {
     limits,
     batchAead: options.batchAead,
     framesPerWindow: config.security.rateLimit.framesPerConnection,
-    identityFrame(identity) {
+    identityFrame(identity, count = 1) {
       const now = Date.now();
       let window = identityWindows.get(identity);
       if (!window || now - window.start >= windowMs) {
         window = { start: now, count: 0 };
         identityWindows.set(identity, window);
       }
-      return ++window.count <= config.security.rateLimit.framesPerIdentity;
+      window.count += count;
+      return window.count <= config.security.rateLimit.framesPerIdentity;
     },
     windowMs,
     sealer,

@@ -25,6 +25,8 @@ export interface SpawnedServer {
 export interface SpawnOptions {
   env?: Record<string, string>;
   args?: string[];
+  /** Flags for the Bun runtime itself, before the script (e.g. `--cpu-prof`). */
+  runtimeArgs?: string[];
   dataDir?: string;
   logDir?: string;
   startTimeoutMs?: number;
@@ -38,6 +40,7 @@ export async function spawnServer(options: SpawnOptions = {}): Promise<SpawnedSe
   const proc = Bun.spawn(
     [
       process.execPath,
+      ...(options.runtimeArgs ?? []),
       join(repoRoot, 'src/cli.ts'),
       'serve',
       '--port',

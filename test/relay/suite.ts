@@ -403,6 +403,57 @@ export function relaySuite(factory: BackendFactory) {
       expect(a.replies().length).toBe(cases.length + 9);
     });
 
+    test('a batch payload runs its commands in order, each answered as if sent alone', async () => {
+      const { relay } = await tracker.relay(await factory.cluster());
+      const a = attachClient(relay);
+      const b = attachClient(relay);
+      await a.ok({ cmd: 'subscribe', topic: 'public:batch' });
+      const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
+      const batch = [
+        { id: 1, cmd: 'publish', topic: 'public:batch', data: b64('one') },
+        { id: 2, cmd: 'publish', topic: 'public:batch', data: 'not base64!' },
+        { id: 3, cmd: 'publish', topic: 'public:batch', data: b64('two') },
+        { id: 4, cmd: 'history', topic: 'public:batch' },
+        { id: 5, cmd: 'fly' },
+        { id: 6, cmd: 'ping' },
+      ];
+      const replies = (await b.session.handlePayload(encode(batch))) as { id: number; ok: boolean; error?: { code: string } }[];
+      expect(replies.map((r) => r.id)).toEqual([1, 2, 3, 4, 5, 6]);
+      expect(replies.map((r) => (r.ok ? 'ok' : r.error!.code))).toEqual(['ok', 'bad_request', 'ok', 'ok', 'unknown_command', 'ok']);
+      // Delivered to the transport in the same order; history (after both publishes) holds both.
+      expect(b.replies().map((r) => r.id)).toEqual([1, 2, 3, 4, 5, 6]);
+      const history = b.replies()[3] as { result: { publications: { data: string }[] } };
+      expect(history.result.publications.map((p) => unb64(p.data))).toEqual(['one', 'two']);
+      await a.waitFor(() => a.publications().length === 2, 'two publications');
+      expect(publicationsData(a, 'public:batch')).toEqual(['one', 'two']);
+
+      // A lone object is one command; an empty or oversized batch is refused as a whole.
+      expect(await b.session.handlePayload(encode({ id: 7, cmd: 'ping' }))).toMatchObject({ id: 7, ok: true });
+      expect(await b.session.handlePayload(encode([]))).toMatchObject({ id: null, ok: false, error: { code: 'bad_request' } });
+      const tooMany = Array.from({ length: 1_025 }, (_, i) => ({ id: 100 + i, cmd: 'ping' }));
+      expect(await b.session.handlePayload(encode(tooMany))).toMatchObject({ id: null, ok: false, error: { code: 'bad_request' } });
+      expect(await b.session.handlePayload(new TextEncoder().encode('[{"id":1'))).toMatchObject({ id: null, error: { code: 'bad_request' } });
+      // Elements that are not objects are answered one by one.
+      const mixed = (await b.session.handlePayload(encode([1, { id: 8, cmd: 'ping' }]))) as { id: unknown; ok: boolean }[];
+      expect(mixed.map((r) => [r.id, r.ok])).toEqual([
+        [null, false],
+        [8, true],
+      ]);
+
+      // `admit` is asked with the number of commands first; refused, nothing runs.
+      const asked: number[] = [];
+      const before = b.replies().length;
+      const none = await b.session.handlePayload(encode(batch.slice(0, 3)), (n) => {
+        asked.push(n);
+        return false;
+      });
+      expect(none).toBeUndefined();
+      expect(asked).toEqual([3]);
+      await Bun.sleep(20);
+      expect(b.replies().length).toBe(before);
+      expect(publicationsData(a, 'public:batch')).toEqual(['one', 'two']);
+    });
+
     test('backpressure: buffered while blocked, flushed in order on drain', async () => {
       const { relay } = await tracker.relay(await factory.cluster());
       const a = attachClient(relay);

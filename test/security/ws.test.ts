@@ -88,17 +88,29 @@ describe('WebSocket entry', () => {
   });
 
   test('frames over the per-connection limit close the channel with 4029 and are audited', async () => {
-    const client = await connect(server.publicUrl, { serverFingerprint: fingerprint, crypto, reconnect: false });
+    const client = await connect(server.publicUrl, { serverFingerprint: fingerprint, crypto, reconnect: false, batch: false });
     const closed = new Promise<{ code: number; reason: string }>((resolve) => client.on('close', resolve));
     const results = await Promise.allSettled(Array.from({ length: 25 }, () => client.ping()));
     expect(results.filter((r) => r.status === 'fulfilled').length).toBe(20);
     expect((await closed).code).toBe(4029);
   });
 
+  test('a batch counts as many frames as it carries commands: one past the limit runs none of them', async () => {
+    const client = await connect(server.publicUrl, { serverFingerprint: fingerprint, crypto, reconnect: false });
+    // 15 commands in one frame fit the window of 20.
+    const first = await Promise.allSettled(Array.from({ length: 15 }, () => client.ping()));
+    expect(first.filter((r) => r.status === 'fulfilled').length).toBe(15);
+    const closed = new Promise<{ code: number; reason: string }>((resolve) => client.on('close', resolve));
+    // 10 more in one frame would make 25: refused whole, the channel closed.
+    const second = await Promise.allSettled(Array.from({ length: 10 }, () => client.ping()));
+    expect(second.filter((r) => r.status === 'fulfilled').length).toBe(0);
+    expect((await closed).code).toBe(4029);
+  });
+
   test('an identity over its limit across several connections is closed too', async () => {
     const staticKey = crypto.dh.generateKeyPair();
     const a = await connect(server.publicUrl, { serverFingerprint: fingerprint, crypto, reconnect: false, staticKey });
-    const b = await connect(server.publicUrl, { serverFingerprint: fingerprint, crypto, reconnect: false, staticKey });
+    const b = await connect(server.publicUrl, { serverFingerprint: fingerprint, crypto, reconnect: false, staticKey, batch: false });
     for (let i = 0; i < 15; i++) await a.ping();
     const closedB = new Promise<{ code: number }>((resolve) => b.on('close', resolve));
     const results = await Promise.allSettled(Array.from({ length: 18 }, () => b.ping()));

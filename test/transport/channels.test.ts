@@ -10,6 +10,12 @@ import { connect, type SecureClient } from '../../src/client/index.ts';
 import { createCrypto } from '../../src/crypto/index.ts';
 import { type SpawnedServer, spawnServer } from '../helpers/server.ts';
 
+/** The events of one relay frame: one JSON object, or a batch (a JSON array of them). */
+function eventsOf(plaintext: Uint8Array): Record<string, any>[] {
+  const value = JSON.parse(new TextDecoder().decode(plaintext));
+  return Array.isArray(value) ? value : [value];
+}
+
 let server: SpawnedServer;
 let fingerprint: string;
 const clients: SecureClient[] = [];
@@ -181,7 +187,7 @@ describe('WebSocket channels', () => {
     while (!events.some((e) => e.type === 'reply' && e.id === 5)) {
       await waitFor(() => inbox.length > 0 || undefined);
       const opened = session.open(inbox.shift()!);
-      events.push(JSON.parse(new TextDecoder().decode(opened.plaintext)));
+      events.push(...eventsOf(opened.plaintext));
     }
     const replies = events.filter((e) => e.type === 'reply');
     expect(replies.map((r) => r.id)).toEqual([1, 2, 3, 4, 5]);
@@ -193,6 +199,50 @@ describe('WebSocket channels', () => {
     const history = replies.find((r) => r.id === 4)!.result.publications.map((p: { data: string }) => Buffer.from(p.data, 'base64').toString());
     expect(history).toEqual(['first', 'second']);
     ws.close();
+  });
+
+  test('a batch frame of commands is answered in order; the events of one turn come back batched in one frame', async () => {
+    const { ws, driver, next, inbox } = await rawChannel();
+    await driver.readMessage(await next());
+    ws.send(buf(await driver.writeMessage()));
+    const session = driver.session();
+    const topic = `public:batch-${Date.now()}`;
+    const data = (text: string) => Buffer.from(text).toString('base64');
+    const commands = [
+      { id: 1, cmd: 'subscribe', topic },
+      ...Array.from({ length: 20 }, (_, i) => ({ id: 2 + i, cmd: 'publish', topic, data: data(`m${i}`) })),
+      { id: 22, cmd: 'ping' },
+    ];
+    ws.send(buf(session.seal(0x10, new TextEncoder().encode(JSON.stringify(commands)))));
+    const frames: Record<string, any>[][] = [];
+    const events = () => frames.flat();
+    while (!events().some((e) => e.type === 'reply' && e.id === 22) || events().filter((e) => e.type === 'publication').length < 20) {
+      await waitFor(() => inbox.length > 0 || undefined);
+      frames.push(eventsOf(session.open(inbox.shift()!).plaintext));
+    }
+    const replies = events().filter((e) => e.type === 'reply');
+    expect(replies.map((r) => r.id)).toEqual(commands.map((c) => c.id));
+    expect(replies.every((r) => r.ok)).toBe(true);
+    const live = events().filter((e) => e.type === 'publication');
+    expect(live.map((p) => p.offset)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(live.map((p) => Buffer.from(p.data, 'base64').toString())).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`));
+    // 42 events, far fewer frames: the publications of one turn travel together.
+    expect(frames.length).toBeLessThan(10);
+    expect(Math.max(...frames.map((f) => f.length))).toBeGreaterThanOrEqual(20);
+    ws.close();
+  });
+
+  test('the SDK batches the commands of one synchronous stretch and reads batched events', async () => {
+    const alice = await open();
+    const bob = await open();
+    const topic = `public:sdk-batch-${Date.now()}`;
+    await alice.subscribe(topic);
+    const got: string[] = [];
+    alice.on('publication', (p) => got.push(p.text()));
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => bob.publish(topic, `n${i}`)));
+    expect(results.map((r) => r.offset)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    await waitFor(() => got.length === 50 || undefined);
+    expect(got).toEqual(Array.from({ length: 50 }, (_, i) => `n${i}`));
   });
 
   test('a replayed frame on a WebSocket closes the channel (4003)', async () => {
@@ -257,7 +307,7 @@ describe('HTTP channels', () => {
       text += new TextDecoder().decode(value);
       for (const match of text.matchAll(/data: ([A-Za-z0-9+/=]+)\n/g)) {
         const opened = session.open(new Uint8Array(Buffer.from(match[1]!, 'base64')));
-        replies.push(JSON.parse(new TextDecoder().decode(opened.plaintext)).id);
+        for (const event of eventsOf(opened.plaintext)) replies.push(event.id);
       }
       text = text.slice(text.lastIndexOf('\n\n') + 2);
     }
