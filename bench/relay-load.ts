@@ -64,13 +64,16 @@ const micros = () => Math.round((performance.now() - t0) * 1000);
 const LOG_STEP = Math.log(1.01);
 const BUCKETS = 2400; // up to ~2.3e10 µs
 const histogram = new Float64Array(BUCKETS);
+/** Publish sent → its reply received (the publisher's view: replies follow the history commit). */
+const replyHistogram = new Float64Array(BUCKETS);
 let measuring = false;
-function record(us: number) {
+function record(us: number, into = histogram) {
   if (!measuring) return;
   const b = us < 1 ? 0 : Math.min(BUCKETS - 1, Math.floor(Math.log(us) / LOG_STEP));
-  histogram[b]!++;
+  into[b]!++;
 }
-function percentile(p: number): number {
+function percentile(p: number, histogram_ = histogram): number {
+  const histogram = histogram_;
   let total = 0;
   for (let i = 0; i < BUCKETS; i++) total += histogram[i]!;
   if (total === 0) return Number.NaN;
@@ -314,6 +317,8 @@ interface Publisher {
   topic: string;
   outstanding: number;
   id: number;
+  /** Send times (µs) of the unanswered publishes, oldest first (replies come in command order). */
+  sentAt: number[];
 }
 const publishers: Publisher[] = [];
 
@@ -328,6 +333,7 @@ const onPublication = (json: Buffer, at: number) => {
 function publish(p: Publisher) {
   p.outstanding++;
   published++;
+  p.sentAt.push(micros());
   send(p.conn, `{"id":${p.id++},"cmd":"publish","topic":"${p.topic}","data":"${stampData()}"}`);
 }
 
@@ -336,6 +342,8 @@ const onReply = (p: Publisher) => (json: Buffer, at: number) => {
   if (json[at + 9] !== 0x72) return;
   replies++;
   p.outstanding--;
+  const sent = p.sentAt.shift();
+  if (sent !== undefined) record(micros() - sent, replyHistogram);
   if (closedLoop && !stopping) publish(p);
 };
 
@@ -351,7 +359,7 @@ await pool(subscriberSpecs.length, config.connectConcurrency, async (i) => {
 });
 await pool(config.groups.length, config.connectConcurrency, async (i) => {
   const g = config.groups[i]!;
-  const p: Publisher = { conn: undefined as unknown as Conn, topic: g.topic, outstanding: 0, id: 1 };
+  const p: Publisher = { conn: undefined as unknown as Conn, topic: g.topic, outstanding: 0, id: 1, sentAt: [] };
   p.conn = await open(g.publisher, () => undefined);
   p.conn.onPayload = onReply(p);
   publishers[i] = p;
@@ -398,6 +406,7 @@ const result = {
   deliveredPerSecond: (delivered - at.delivered) / seconds,
   publishedPerSecond: (published - at.published) / seconds,
   latencyMs: { p50: percentile(0.5) / 1000, p99: percentile(0.99) / 1000, p999: percentile(0.999) / 1000 },
+  replyLatencyMs: { p50: percentile(0.5, replyHistogram) / 1000, p99: percentile(0.99, replyHistogram) / 1000 },
   cpu: (cpu.user + cpu.system) / 1e6 / seconds,
   errors,
 };

@@ -38,6 +38,7 @@ import {
   type Broker,
   type BrokerEnvelope,
   type DirectMessage,
+  type EnqueueResult,
   identityChannel,
   type NodeInfo,
   type PresenceEntry,
@@ -169,6 +170,8 @@ interface SessionState extends RelaySession {
   barrier?: Promise<void>;
   /** Publish/send commands running now, and who waits for them all to finish. */
   running: number;
+  /** Ordered commands (`ordered`) whose store write has not been issued yet. */
+  unissued: number;
   idle?: () => void;
   dm: { live: boolean; skipUpTo: number; lastDelivered: number; arrivedDuringLoad: boolean; drained?: () => void };
 }
@@ -591,9 +594,28 @@ export function createRelay(options: RelayOptions): Relay {
     throw new RelayError('forbidden', `${topic} needs an allow-list entry or a signed grant`);
   }
 
+  /** Whether `authorize` would pass at once, without a grant to verify. */
+  function authorizedNow(session: SessionState, topic: string, right: 'subscribe' | 'publish'): boolean {
+    if (topic.startsWith('public:')) return true;
+    if (topic.startsWith('user:')) return topic.slice(5) === session.identity;
+    if (privateAllowed(topic, session.identity)) return true;
+    const held = session.grants.get(topic);
+    return held !== undefined && held.exp * 1000 > now() && held.rights.includes(right);
+  }
+
   /** Issues `issue` after every earlier ordered command was issued (not finished): per-session order. */
   function ordered<T>(session: SessionState, prepare: () => unknown, issue: () => Promise<T>): Promise<T> {
-    const step = session.tail.then(prepare).then(() => ({ op: issue() }));
+    session.unissued++;
+    const step = session.tail.then(prepare).then(
+      () => {
+        session.unissued--;
+        return { op: issue() };
+      },
+      (error) => {
+        session.unissued--;
+        throw error;
+      },
+    );
     session.tail = step.then(
       () => undefined,
       () => undefined,
@@ -724,16 +746,25 @@ export function createRelay(options: RelayOptions): Relay {
       () => undefined,
       () => store.enqueue(cmd.to, { from: session.identity, data: cmd.data, time: now() }, relayConfig.queueMaxCount),
     );
+    return await directStored(cmd.to, message);
+  }
+
+  /** A direct message is stored: fan it out live (unless the store did) and answer the sender. */
+  async function directStored(to: string, message: EnqueueResult): Promise<Record<string, unknown>> {
     // Stored: the sender's ok is honest from here on, even if the live fan-out is lost.
     if (!message.published) {
       const { published: _, ...plain } = message;
       try {
-        await broker.publish(identityChannel(cmd.to), { kind: 'direct', message: plain, node: nodeId });
+        await broker.publish(identityChannel(to), { kind: 'direct', message: plain, node: nodeId });
       } catch (error) {
         logger?.warn({ err: (error as Error).message }, 'live fan-out of a stored direct message failed');
       }
     }
-    return { id: message.id, to: cmd.to };
+    return { id: message.id, to };
+  }
+
+  function onFanoutFailure(error: unknown) {
+    logger?.warn({ err: (error as Error).message }, 'live fan-out of a publication failed');
   }
 
   async function ack(session: SessionState, cmd: Extract<RelayCommand, { cmd: 'ack' }>) {
@@ -853,6 +884,8 @@ export function createRelay(options: RelayOptions): Relay {
     const parsed = parse(input);
     const kind = parsed.cmd?.cmd;
     if (kind === 'publish' || kind === 'send') {
+      const fast = issueNow(session, parsed.cmd as Extract<RelayCommand, { cmd: 'publish' | 'send' }>);
+      if (fast) return fast;
       if (session.barrier) await session.barrier;
       session.running++;
       try {
@@ -916,6 +949,63 @@ export function createRelay(options: RelayOptions): Relay {
     return Promise.all(replies);
   }
 
+  /**
+   * The hot path of `publish` and `send`: when nothing sent before it is still waiting to be
+   * issued (no barrier, no ordered write pending) and no grant needs verifying, the store write
+   * is issued synchronously, here — the same order `ordered` would give, without its promise
+   * chain — and the reply follows the write. Returns undefined when the command must take the
+   * general path.
+   */
+  function issueNow(session: SessionState, cmd: Extract<RelayCommand, { cmd: 'publish' | 'send' }>): Promise<RelayReply> | undefined {
+    if (session.barrier || session.closed || session.unissued > 0) return undefined;
+    let pending: Promise<Record<string, unknown>>;
+    if (cmd.cmd === 'publish') {
+      if (cmd.grant || !store.appendLive || !authorizedNow(session, cmd.topic, 'publish')) return undefined;
+      const { topic } = cmd;
+      let live: ReturnType<NonNullable<Store['appendLive']>>;
+      try {
+        live = store.appendLive(topic, { from: session.identity, data: cmd.data, time: now() }, historyLimits);
+      } catch {
+        return undefined; // the general path words the error
+      }
+      count.inPublish?.inc();
+      const { publication, committed } = live;
+      broker.publish(topicChannel(topic), { kind: 'publication', publication, node: nodeId }).catch(onFanoutFailure);
+      pending = committed.then(() => ({ topic, offset: publication.offset, epoch: publication.epoch }));
+    } else {
+      count.inDirect?.inc();
+      pending = store
+        .enqueue(cmd.to, { from: session.identity, data: cmd.data, time: now() }, relayConfig.queueMaxCount)
+        .then((message) => directStored(cmd.to, message));
+    }
+    session.running++;
+    const id = cmd.id;
+    return pending.then(
+      (result) => finishIssued(session, { type: 'reply', id, ok: true, result }),
+      (error) => finishIssued(session, errorReply(id, cmd.cmd, error)),
+    );
+  }
+
+  function finishIssued(session: SessionState, reply: RelayReply): RelayReply {
+    if (--session.running === 0 && session.idle) {
+      const wake = session.idle;
+      session.idle = undefined;
+      wake();
+    }
+    send(session, [reply]);
+    return reply;
+  }
+
+  /** The reply to a command that failed with `err` (logged and counted as `run` does). */
+  function errorReply(id: RequestId | null, cmd: string, err: unknown): RelayReply {
+    const relayError = err instanceof RelayError ? err : new RelayError('internal', 'internal error', { cause: err as Error });
+    if (!(err instanceof RelayError)) logger?.error({ err: (err as Error).message, cmd }, 'command failed');
+    if (relayError.code === 'unavailable' || relayError.code === 'timeout' || relayError.code === 'internal') {
+      metrics?.errors.inc({ kind: relayError.code === 'internal' ? 'internal' : 'dependency' });
+    }
+    return { type: 'reply', id, ok: false, error: { code: relayError.code as RelayErrorCode, message: relayError.message } };
+  }
+
   async function run(session: SessionState, { cmd, id, error }: ReturnType<typeof parse>): Promise<RelayReply> {
     let reply: RelayReply;
     let after: (() => void) | undefined;
@@ -930,13 +1020,7 @@ export function createRelay(options: RelayOptions): Relay {
         reply = { type: 'reply', id, ok: true, result: out.result };
         after = out.after;
       } catch (err) {
-        const relayError =
-          err instanceof RelayError ? err : new RelayError('internal', 'internal error', { cause: err as Error });
-        if (!(err instanceof RelayError)) logger?.error({ err: (err as Error).message, cmd: cmd.cmd }, 'command failed');
-        if (relayError.code === 'unavailable' || relayError.code === 'timeout' || relayError.code === 'internal') {
-          metrics?.errors.inc({ kind: relayError.code === 'internal' ? 'internal' : 'dependency' });
-        }
-        reply = { type: 'reply', id, ok: false, error: { code: relayError.code as RelayErrorCode, message: relayError.message } };
+        reply = errorReply(id, cmd.cmd, err);
       }
     }
     send(session, [reply]);
@@ -976,6 +1060,7 @@ export function createRelay(options: RelayOptions): Relay {
       joinedAt: now(),
       tail: Promise.resolve(),
       running: 0,
+      unissued: 0,
       dm: { live: false, skipUpTo: 0, lastDelivered: 0, arrivedDuringLoad: false },
       handle: (input) => handle(session, input),
       handlePayload: (payload, admit) => handlePayload(session, payload, admit),

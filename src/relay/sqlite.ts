@@ -8,7 +8,8 @@
  * `appendLive` hands out an offset before the commit (the relay fans out at once); a start
  * after an unclean stop, or a failed commit, moves topics to a new epoch so no offset is reused.
  *
- * Tables: `topics` (epoch, last offset), `history` (topic, offset), `dm` (per-recipient queue,
+ * Tables: `topics` (epoch, last offset), `segments` (history: one row per topic per group commit
+ * holding that commit's publications of the topic, indexed by topic and last offset), `dm` (per-recipient queue,
  * ids from one AUTOINCREMENT sequence, so increasing per recipient), `dm_counts`, `cursors`,
  * `kv` (namespaced, with expiry), `series` (time series).
  */
@@ -53,12 +54,12 @@ export interface SqliteStoreOptions {
   now?: () => number;
 }
 
-interface HistoryRow {
-  offset: number;
-  from_id: string;
-  data: string;
-  time: number;
+interface SegmentRow {
+  /** JSON: `[[offset, from, data, time], …]` in offset order. */
+  entries: string;
 }
+/** One publication inside a history segment. */
+type SegmentEntry = [offset: number, from: string, data: string, time: number];
 interface DmRow {
   id: number;
   recipient: string;
@@ -156,7 +157,8 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
   }
   db.exec(`
     CREATE TABLE IF NOT EXISTS topics (topic TEXT PRIMARY KEY, epoch TEXT NOT NULL, last_offset INTEGER NOT NULL, trimmed_at INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
-    CREATE TABLE IF NOT EXISTS history (topic TEXT NOT NULL, offset INTEGER NOT NULL, from_id TEXT NOT NULL, data TEXT NOT NULL, time INTEGER NOT NULL, PRIMARY KEY (topic, offset)) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS segments (id INTEGER PRIMARY KEY, topic TEXT NOT NULL, first_offset INTEGER NOT NULL, last_offset INTEGER NOT NULL, last_time INTEGER NOT NULL, entries TEXT NOT NULL);
+    CREATE UNIQUE INDEX IF NOT EXISTS segments_topic ON segments (topic, last_offset);
     CREATE TABLE IF NOT EXISTS dm (id INTEGER PRIMARY KEY AUTOINCREMENT, recipient TEXT NOT NULL, from_id TEXT NOT NULL, data TEXT NOT NULL, time INTEGER NOT NULL);
     CREATE INDEX IF NOT EXISTS dm_recipient ON dm (recipient, id);
     CREATE TABLE IF NOT EXISTS dm_counts (recipient TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
@@ -165,6 +167,17 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
     CREATE TABLE IF NOT EXISTS series (name TEXT NOT NULL, time INTEGER NOT NULL, value REAL NOT NULL, PRIMARY KEY (name, time)) WITHOUT ROWID;
   `);
 
+  // Files written before history segments kept one `history` row per publication: move them
+  // into one-entry segments, once.
+  const legacy = db.query<{ name: string }, []>("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'history'").get();
+  if (legacy) {
+    db.transaction(() => {
+      db.exec(`INSERT INTO segments (topic, first_offset, last_offset, last_time, entries)
+        SELECT topic, offset, offset, time, json_array(json_array(offset, from_id, data, time)) FROM history ORDER BY topic, offset`);
+      db.exec('DROP TABLE history');
+    }).immediate();
+  }
+
   const q = {
     topicGet: db.query<{ epoch: string; last_offset: number; trimmed_at: number }, [string]>(
       'SELECT epoch, last_offset, trimmed_at FROM topics WHERE topic = ?',
@@ -172,11 +185,14 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
     topicInsert: db.query('INSERT OR IGNORE INTO topics (topic, epoch, last_offset) VALUES (?, ?, 0)'),
     topicBump: db.query('UPDATE topics SET last_offset = ?, epoch = ? WHERE topic = ?'),
     topicTrimmed: db.query('UPDATE topics SET trimmed_at = ? WHERE topic = ?'),
-    historyInsert: db.query('INSERT INTO history (topic, offset, from_id, data, time) VALUES (?, ?, ?, ?, ?)'),
-    historyTrimCount: db.query('DELETE FROM history WHERE topic = ? AND offset <= ?'),
-    historyTrimAge: db.query('DELETE FROM history WHERE topic = ? AND time < ?'),
-    historySince: db.query<HistoryRow, [string, number, number, number]>(
-      'SELECT offset, from_id, data, time FROM history WHERE topic = ? AND offset > ? AND time >= ? ORDER BY offset LIMIT ?',
+    segmentInsert: db.query(
+      'INSERT INTO segments (topic, first_offset, last_offset, last_time, entries) VALUES (?, ?, ?, ?, ?)',
+    ),
+    // Whole segments only; reads drop the older entries of a segment that is partly past a bound.
+    segmentTrimCount: db.query('DELETE FROM segments WHERE topic = ? AND last_offset <= ?'),
+    segmentTrimAge: db.query('DELETE FROM segments WHERE topic = ? AND last_time < ?'),
+    segmentsSince: db.query<SegmentRow, [string, number, number]>(
+      'SELECT entries FROM segments WHERE topic = ? AND last_offset > ? AND last_time >= ? ORDER BY last_offset',
     ),
     dmCount: db.query<{ n: number }, [string]>('SELECT n FROM dm_counts WHERE recipient = ?'),
     dmCountAdd: db.query(
@@ -243,20 +259,25 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
     trimmed_at: number;
     /** The epoch must be written even if nothing is appended (it changed after a failed commit). */
     epochDirty: boolean;
+    /** Segments up to this offset were deleted by the count trim in this process (0: none yet). */
+    trimmed_to: number;
   }
   const topicStates = new Map<string, TopicState>();
   function topicState(topic: string): TopicState {
     let state = topicStates.get(topic);
     if (!state) {
       const row = topicRow(topic);
-      state = { epoch: row.epoch, last_offset: row.last_offset, trimmed_at: row.trimmed_at, epochDirty: false };
+      state = { epoch: row.epoch, last_offset: row.last_offset, trimmed_at: row.trimmed_at, epochDirty: false, trimmed_to: 0 };
       topicStates.set(topic, state);
     }
     return state;
   }
 
-  /** Topics appended to in the open group commit: the highest offset queued and the count limit. */
-  const appended = new Map<string, { state: TopicState; high: number; maxCount: number }>();
+  /**
+   * Topics appended to in the open group commit: their new history segment (the publications of
+   * this commit, in offset order) and the count limit.
+   */
+  const appended = new Map<string, { state: TopicState; high: number; maxCount: number; entries: SegmentEntry[] }>();
 
   // Group commit: writes queued until the next commit (the end of the turn, or `commitIntervalMs`
   // after the previous commit under load) share one transaction (one fsync).
@@ -305,10 +326,17 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
         throw error;
       }
     });
-    // Once per topic per commit, not per append: its last offset and the count trim.
-    for (const [topic, { state, high, maxCount }] of appended) {
+    // Once per topic per commit, not per append: one history segment with the commit's
+    // publications of the topic, its last offset, and the count trim.
+    for (const [topic, { state, high, maxCount, entries }] of appended) {
+      q.segmentInsert.run(topic, entries[0]![0], high, entries[entries.length - 1]![3], JSON.stringify(entries));
       q.topicBump.run(high, state.epoch, topic);
-      if (high > maxCount) q.historyTrimCount.run(topic, high - maxCount);
+      // The count trim deletes in steps of an eighth of the bound (reads apply the bound
+      // exactly), so most commits leave the old segments alone.
+      if (high - maxCount - state.trimmed_to >= Math.max(1, maxCount >> 3)) {
+        q.segmentTrimCount.run(topic, high - maxCount);
+        state.trimmed_to = high - maxCount;
+      }
     }
     for (const [topic, state] of topicStates) {
       if (state.epochDirty && !appended.has(topic)) q.topicBump.run(state.last_offset, state.epoch, topic);
@@ -414,17 +442,18 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
     const offset = ++state.last_offset;
     const publication: Publication = { topic, offset, epoch: state.epoch, from: entry.from, data: entry.data, time: entry.time };
     const committed = write(() => {
-      q.historyInsert.run(topic, offset, entry.from, entry.data, entry.time);
-      // The topic row and the count trim are written once per group commit (see `flush`),
-      // in the same transaction; reads also bound history by count themselves.
+      // The segment, the topic row and the count trim are written once per topic per group commit
+      // (see `flush`), in the same transaction; reads also bound history by count themselves.
       const pending = appended.get(topic);
+      const row: SegmentEntry = [offset, entry.from, entry.data, entry.time];
       if (pending) {
         if (offset > pending.high) pending.high = offset;
         pending.maxCount = limits.maxCount;
-      } else appended.set(topic, { state, high: offset, maxCount: limits.maxCount });
-      // Age trimming scans the topic, so at most once a second per topic; reads filter by age anyway.
+        pending.entries.push(row);
+      } else appended.set(topic, { state, high: offset, maxCount: limits.maxCount, entries: [row] });
+      // Age trimming scans the topic's segments, so at most once a second per topic; reads filter by age anyway.
       if (entry.time - state.trimmed_at >= 1_000) {
-        q.historyTrimAge.run(topic, entry.time - limits.maxAgeMs);
+        q.segmentTrimAge.run(topic, entry.time - limits.maxAgeMs);
         q.topicTrimmed.run(entry.time, topic);
         state.trimmed_at = entry.time;
       }
@@ -448,15 +477,17 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
         // Offsets handed out but not yet committed would be missing from the read: commit first.
         if (queue.length > 0) runQueue(true);
         const state = topicState(topic);
-        const rows = q.historySince.all(topic, Math.max(since, state.last_offset - maxCount), at - maxAgeMs, limit);
-        const publications: Publication[] = rows.map((r) => ({
-          topic,
-          offset: r.offset,
-          epoch: state.epoch,
-          from: r.from_id,
-          data: r.data,
-          time: r.time,
-        }));
+        const after = Math.max(since, state.last_offset - maxCount);
+        const oldest = at - maxAgeMs;
+        const publications: Publication[] = [];
+        for (const row of q.segmentsSince.iterate(topic, after, oldest)) {
+          for (const [offset, from, data, time] of JSON.parse(row.entries) as SegmentEntry[]) {
+            if (offset <= after || time < oldest) continue;
+            publications.push({ topic, offset, epoch: state.epoch, from, data, time });
+            if (publications.length >= limit) break;
+          }
+          if (publications.length >= limit) break;
+        }
         return { position: { epoch: state.epoch, offset: state.last_offset }, publications };
       });
     },

@@ -357,6 +357,44 @@ export function relaySuite(factory: BackendFactory) {
       expect(await c.cmd({ cmd: 'subscribe', topic: 'private:staff', grant })).toMatchObject(forbidden);
     });
 
+    test('a publish whose grant is still being verified holds back the publishes and sends after it', async () => {
+      const cluster = await factory.cluster();
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      const { relay } = await tracker.relay(cluster, {
+        verifyGrant: async (grant) => {
+          await gate;
+          return grant.sig === b64('good-signature');
+        },
+      });
+      const pub = identity();
+      const watcher = attachClient(relay);
+      await watcher.ok({ cmd: 'subscribe', topic: 'public:after' });
+      const p = attachClient(relay, pub);
+      const grant = { topic: 'private:slow', identity: pub, rights: ['publish'], exp: Math.floor(Date.now() / 1000) + 60, issuer: 'i', sig: b64('good-signature') };
+      const to = identity();
+      const replies = [
+        p.cmd({ cmd: 'publish', topic: 'private:slow', data: b64('first'), grant }),
+        p.cmd({ cmd: 'publish', topic: 'public:after', data: b64('second') }),
+        p.cmd({ cmd: 'send', to, data: b64('third') }),
+        p.cmd({ cmd: 'publish', topic: 'public:after', data: b64('fourth') }),
+      ];
+      // Nothing after the grant's publish is issued while its verification waits.
+      await Bun.sleep(50);
+      expect(watcher.publications()).toHaveLength(0);
+      expect(p.replies()).toHaveLength(0);
+      release();
+      const done = await Promise.all(replies);
+      expect(done.every((r) => r.ok)).toBe(true);
+      // Replies come in the order the commands finish (docs/RELAY.md); each exactly once.
+      expect(p.replies().map((r) => r.id).sort()).toEqual(done.map((r) => r.id).sort());
+      await watcher.waitFor(() => watcher.publications().length === 2, 'two publications');
+      expect(publicationsData(watcher, 'public:after')).toEqual(['second', 'fourth']);
+      const receiver = attachClient(relay, to);
+      await receiver.waitFor(() => receiver.messages().length === 1, 'the direct message');
+      expect(unb64(receiver.messages()[0].data)).toBe('third');
+    });
+
     test('validation: every command answers bad input with its id and a code', async () => {
       const { relay } = await tracker.relay(await factory.cluster({ maxTopicsPerConnection: 2 }));
       const a = attachClient(relay);
@@ -422,7 +460,7 @@ export function relaySuite(factory: BackendFactory) {
       expect(replies.map((r) => (r.ok ? 'ok' : r.error!.code))).toEqual(['ok', 'bad_request', 'ok', 'ok', 'unknown_command', 'ok']);
       // Delivered to the transport in the same order; history (after both publishes) holds both.
       expect(b.replies().map((r) => r.id)).toEqual([1, 2, 3, 4, 5, 6]);
-      const history = b.replies()[3] as { result: { publications: { data: string }[] } };
+      const history = b.replies()[3] as unknown as { result: { publications: { data: string }[] } };
       expect(history.result.publications.map((p) => unb64(p.data))).toEqual(['one', 'two']);
       await a.waitFor(() => a.publications().length === 2, 'two publications');
       expect(publicationsData(a, 'public:batch')).toEqual(['one', 'two']);

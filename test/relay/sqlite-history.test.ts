@@ -1,0 +1,93 @@
+/**
+ * The embedded store's history segments (one row per topic per group commit): reads that start
+ * or stop inside a segment, bounds that cut through one, and files written before segments.
+ */
+import { Database } from 'bun:sqlite';
+import { describe, expect, test } from 'bun:test';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createSqliteStore } from '../../src/relay/sqlite.ts';
+
+const from = 'f'.repeat(64);
+const tempPath = () => join(mkdtempSync(join(tmpdir(), 'ssc-seg-')), 'relay.sqlite');
+const read = (store: ReturnType<typeof createSqliteStore>, topic: string, since: number, extra: { limit?: number; maxCount?: number; maxAgeMs?: number; now?: number } = {}) =>
+  store.readSince(topic, since, { limit: extra.limit ?? 1_000, maxCount: extra.maxCount ?? 1_000, maxAgeMs: extra.maxAgeMs ?? 3_600_000, now: extra.now ?? Date.now() });
+
+describe('sqlite history segments', () => {
+  test('reads start, stop and are bounded inside segments; every offset once, in order', async () => {
+    const path = tempPath();
+    const store = createSqliteStore({ path });
+    const limits = { maxCount: 25, maxAgeMs: 3_600_000 };
+    try {
+      // Four group commits of 10 (each batch is one turn → one segment of 10).
+      for (let c = 0; c < 4; c++) {
+        await Promise.all(Array.from({ length: 10 }, (_, i) => store.append('public:seg', { from, data: `d${c * 10 + i}`, time: Date.now() }, limits)));
+      }
+      const db = new Database(path, { readonly: true });
+      const segments = db.query<{ n: number }, []>("SELECT count(*) AS n FROM segments WHERE topic = 'public:seg'").get()!.n;
+      db.close();
+      // 4 written, the oldest dropped whole by the count trim (its last offset 10 ≤ 40 − 25).
+      expect(segments).toBe(3);
+      // The count bound cuts the second segment: offsets 16..40 are kept.
+      const all = await read(store, 'public:seg', 0, { maxCount: 25 });
+      expect(all.position.offset).toBe(40);
+      expect(all.publications.map((p) => p.offset)).toEqual(Array.from({ length: 25 }, (_, i) => 16 + i));
+      expect(all.publications.map((p) => p.data)).toEqual(Array.from({ length: 25 }, (_, i) => `d${15 + i}`));
+      // `since` inside a segment, and a limit that stops inside the next one.
+      const page = await read(store, 'public:seg', 23, { maxCount: 25, limit: 12 });
+      expect(page.publications.map((p) => p.offset)).toEqual(Array.from({ length: 12 }, (_, i) => 24 + i));
+      expect((await read(store, 'public:seg', 40)).publications).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('the age bound applies to each publication, also inside a segment', async () => {
+    const store = createSqliteStore({ path: tempPath() });
+    const limits = { maxCount: 1_000, maxAgeMs: 3_600_000 };
+    try {
+      const t = Date.now();
+      // One turn, one segment: times 10 s apart.
+      await Promise.all(Array.from({ length: 5 }, (_, i) => store.append('public:age', { from, data: `a${i}`, time: t - 40_000 + i * 10_000 }, limits)));
+      const page = await read(store, 'public:age', 0, { maxAgeMs: 25_000, now: t });
+      expect(page.publications.map((p) => p.data)).toEqual(['a2', 'a3', 'a4']);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('a file written with one history row per publication is moved into segments at open', async () => {
+    const path = tempPath();
+    const legacy = new Database(path, { create: true });
+    legacy.exec(`
+      CREATE TABLE topics (topic TEXT PRIMARY KEY, epoch TEXT NOT NULL, last_offset INTEGER NOT NULL, trimmed_at INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+      CREATE TABLE history (topic TEXT NOT NULL, offset INTEGER NOT NULL, from_id TEXT NOT NULL, data TEXT NOT NULL, time INTEGER NOT NULL, PRIMARY KEY (topic, offset)) WITHOUT ROWID;
+      CREATE TABLE kv (ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, expires INTEGER NOT NULL, PRIMARY KEY (ns, key)) WITHOUT ROWID;
+    `);
+    const t = Date.now();
+    legacy.query("INSERT INTO topics VALUES ('public:old', 'e0e0e0e0e0e0', 3, 0)").run();
+    for (let o = 1; o <= 3; o++) legacy.query('INSERT INTO history VALUES (?, ?, ?, ?, ?)').run('public:old', o, from, `old${o}`, t - 100 + o);
+    legacy.close();
+
+    const store = createSqliteStore({ path });
+    try {
+      const page = await read(store, 'public:old', 0);
+      // A clean file: same epoch, same offsets, same data.
+      expect(page.position).toEqual({ epoch: 'e0e0e0e0e0e0', offset: 3 });
+      expect(page.publications.map((p) => [p.offset, p.data, p.from, p.time])).toEqual([
+        [1, 'old1', from, t - 99],
+        [2, 'old2', from, t - 98],
+        [3, 'old3', from, t - 97],
+      ]);
+      const next = await store.append('public:old', { from, data: 'new4', time: t }, { maxCount: 1_000, maxAgeMs: 3_600_000 });
+      expect(next).toMatchObject({ offset: 4, epoch: 'e0e0e0e0e0e0' });
+      expect((await read(store, 'public:old', 2)).publications.map((p) => p.data)).toEqual(['old3', 'new4']);
+    } finally {
+      await store.close();
+    }
+    const db = new Database(path, { readonly: true });
+    expect(db.query("SELECT name FROM sqlite_master WHERE name = 'history'").get()).toBeNull();
+    db.close();
+  });
+});
