@@ -147,19 +147,19 @@ export type RelayReply = OkReply | ErrorReply;
 export type RelayEvent = RelayReply | PublicationEvent | MessageEvent;
 
 const encoder = new TextEncoder();
-const encoded = new WeakMap<object, Uint8Array>();
+/** Where a publication event keeps its encoding: a symbol key, which JSON.stringify skips. */
+const ENCODED = Symbol('ssc.encoded');
 
 /**
  * The UTF-8 JSON of an event. The same publication event object is handed to every recipient
- * of one fan-out, so its encoding is computed once (cached by identity) and only the sealing is
- * per recipient.
+ * of one fan-out, so its encoding is computed once (kept on the object under a symbol, cheaper
+ * than a WeakMap for the collector) and only the sealing is per recipient.
  */
 export function encodeEvent(event: RelayEvent): Uint8Array {
-  let bytes = encoded.get(event);
-  if (!bytes) {
-    bytes = encoder.encode(JSON.stringify(event));
-    if (event.type === 'publication') encoded.set(event, bytes);
-  }
+  const cached = (event as { [ENCODED]?: Uint8Array })[ENCODED];
+  if (cached) return cached;
+  const bytes = encoder.encode(JSON.stringify(event));
+  if (event.type === 'publication') (event as { [ENCODED]?: Uint8Array })[ENCODED] = bytes;
   return bytes;
 }
 
