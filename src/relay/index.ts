@@ -392,13 +392,18 @@ export function createRelay(options: RelayOptions): Relay {
     }
   }
 
+  function livePublication(publication: Publication) {
+    const held = resyncing.get(publication.topic);
+    if (held) held.push(publication);
+    else onPublication(publication.topic, publication);
+  }
+
   function brokerHandler(envelope: BrokerEnvelope) {
     // A node the cluster view does not trust: its live traffic is not delivered here.
     if (trustNode && envelope.node && envelope.node !== nodeId && !trustNode(envelope.node, 'envelope')) return;
     try {
-      if (envelope.kind === 'publication' && resyncing.has(envelope.publication.topic)) {
-        resyncing.get(envelope.publication.topic)!.push(envelope.publication);
-      } else if (envelope.kind === 'publication') onPublication(envelope.publication.topic, envelope.publication);
+      if (envelope.kind === 'publication') livePublication(envelope.publication);
+      else if (envelope.kind === 'publications') for (const publication of envelope.publications) livePublication(publication);
       else if (envelope.kind === 'direct') onDirect(envelope.message.to, envelope.message);
     } catch (error) {
       logger?.error({ err: (error as Error).message }, 'broker message handling failed');
@@ -960,18 +965,29 @@ export function createRelay(options: RelayOptions): Relay {
     if (session.barrier || session.closed || session.unissued > 0) return undefined;
     let pending: Promise<Record<string, unknown>>;
     if (cmd.cmd === 'publish') {
-      if (cmd.grant || !store.appendLive || !authorizedNow(session, cmd.topic, 'publish')) return undefined;
+      if (cmd.grant || !authorizedNow(session, cmd.topic, 'publish')) return undefined;
       const { topic } = cmd;
-      let live: ReturnType<NonNullable<Store['appendLive']>>;
-      try {
-        live = store.appendLive(topic, { from: session.identity, data: cmd.data, time: now() }, historyLimits);
-      } catch {
-        return undefined; // the general path words the error
+      const entry = { from: session.identity, data: cmd.data, time: now() };
+      if (store.appendLive) {
+        let live: ReturnType<NonNullable<Store['appendLive']>>;
+        try {
+          live = store.appendLive(topic, entry, historyLimits);
+        } catch {
+          return undefined; // the general path words the error
+        }
+        const { publication, committed } = live;
+        broker.publish(topicChannel(topic), { kind: 'publication', publication, node: nodeId }).catch(onFanoutFailure);
+        pending = committed.then(() => ({ topic, offset: publication.offset, epoch: publication.epoch }));
+      } else {
+        pending = store.append(topic, entry, historyLimits).then(async (appended) => {
+          if (!appended.published) {
+            const { published: _, ...plain } = appended;
+            await broker.publish(topicChannel(topic), { kind: 'publication', publication: plain, node: nodeId });
+          }
+          return { topic, offset: appended.offset, epoch: appended.epoch };
+        });
       }
       count.inPublish?.inc();
-      const { publication, committed } = live;
-      broker.publish(topicChannel(topic), { kind: 'publication', publication, node: nodeId }).catch(onFanoutFailure);
-      pending = committed.then(() => ({ topic, offset: publication.offset, epoch: publication.epoch }));
     } else {
       count.inDirect?.inc();
       pending = store

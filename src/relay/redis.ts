@@ -31,6 +31,7 @@ import {
   type BrokerHandler,
   type DirectMessage,
   type EnqueueResult,
+  type HistoryLimits,
   identityChannel,
   type NodeInfo,
   type PresenceEntry,
@@ -68,32 +69,49 @@ export interface RedisBackends {
   close(): Promise<void>;
 }
 
+/**
+ * Appends ARGV[1] publications of one topic (from, data, time from ARGV[11] on, three each) with
+ * consecutive offsets, trims, and fans them out as one envelope (`publication` for one,
+ * `publications` for several). Returns the first offset and the epoch.
+ */
 const APPEND_SCRIPT = `
+local n = tonumber(ARGV[1])
 local epoch = redis.call('HGET', KEYS[2], 'epoch')
 if not epoch then
-  epoch = ARGV[9]
+  epoch = ARGV[7]
   redis.call('HSET', KEYS[2], 'epoch', epoch)
 end
-local offset = redis.call('HINCRBY', KEYS[2], 'offset', 1)
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], offset .. '-0', 'f', ARGV[1], 'd', ARGV[2], 't', ARGV[3])
+local last = redis.call('HINCRBY', KEYS[2], 'offset', n)
+local first = last - n + 1
+local pubs = {}
+for i = 0, n - 1 do
+  local b = 11 + 3 * i
+  local offset = first + i
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], offset .. '-0', 'f', ARGV[b], 'd', ARGV[b + 1], 't', ARGV[b + 2])
+  pubs[i + 1] = { topic = ARGV[6], offset = offset, epoch = epoch, from = ARGV[b], data = ARGV[b + 1], time = tonumber(ARGV[b + 2]) }
+end
 -- Age: look at the oldest entry only; when it is too old, trim a batch up to the first young one.
 local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
-if oldest and tonumber(oldest[2][6]) < tonumber(ARGV[5]) then
+if oldest and tonumber(oldest[2][6]) < tonumber(ARGV[3]) then
   local cut = nil
   for _, e in ipairs(redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 64)) do
-    if tonumber(e[2][6]) < tonumber(ARGV[5]) then cut = e[1] else break end
+    if tonumber(e[2][6]) < tonumber(ARGV[3]) then cut = e[1] else break end
   end
-  local n = tonumber(string.match(cut, '^(%d+)'))
-  redis.call('XTRIM', KEYS[1], 'MINID', (n + 1) .. '-0')
+  local c = tonumber(string.match(cut, '^(%d+)'))
+  redis.call('XTRIM', KEYS[1], 'MINID', (c + 1) .. '-0')
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
-redis.call('PEXPIRE', KEYS[2], ARGV[10])
-if ARGV[7] ~= '' then
-  local env = cjson.encode({ kind = 'publication', node = ARGV[12], publication = {
-    topic = ARGV[8], offset = offset, epoch = epoch, from = ARGV[1], data = ARGV[2], time = tonumber(ARGV[3]) } })
-  redis.call(ARGV[11], ARGV[7], env)
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[8])
+if ARGV[5] ~= '' then
+  local env
+  if n == 1 then
+    env = cjson.encode({ kind = 'publication', node = ARGV[10], publication = pubs[1] })
+  else
+    env = cjson.encode({ kind = 'publications', node = ARGV[10], publications = pubs })
+  end
+  redis.call(ARGV[9], ARGV[5], env)
 end
-return { offset, epoch }
+return { first, epoch }
 `;
 
 const ENQUEUE_SCRIPT = `
@@ -137,6 +155,8 @@ const entryFields = (fields: string[]) => {
   return out;
 };
 const idNumber = (id: string) => Number(id.slice(0, id.indexOf('-')));
+/** Most publications one append script takes (its arguments: 10 + 3 per publication). */
+const MAX_APPEND_BATCH = 256;
 
 /**
  * Connects the Redis broker and store. Resolves once connected, or after `connectTimeoutMs`
@@ -379,30 +399,67 @@ export async function createRedisBackends(options: RedisBackendOptions): Promise
     return { epoch: values[0], offset: Number(values[1] ?? 0) };
   }
 
+  // Appends of one topic made in one synchronous stretch (the commands of one batch frame) go
+  // to Redis as one script call — consecutive offsets, one fan-out envelope — in call order per
+  // topic. Any other store command first sends what is queued, so a connection's writes reach
+  // Redis in the order it issued them.
+  type QueuedAppend = { entry: { from: string; data: string; time: number }; resolve: (r: AppendResult) => void; reject: (e: unknown) => void };
+  let appendQueue = new Map<string, { limits: HistoryLimits; items: QueuedAppend[] }>();
+  let appendFlushQueued = false;
+  function flushAppends() {
+    appendFlushQueued = false;
+    if (appendQueue.size === 0) return;
+    const queued = appendQueue;
+    appendQueue = new Map();
+    for (const [topic, { limits, items }] of queued) {
+      for (let at = 0; at < items.length; at += MAX_APPEND_BATCH) appendBatch(topic, limits, items.slice(at, at + MAX_APPEND_BATCH));
+    }
+  }
+  function appendBatch(topic: string, limits: HistoryLimits, items: QueuedAppend[]) {
+    const keys = histKeys(topic);
+    const args: (string | number)[] = [
+      items.length,
+      limits.maxCount,
+      items[0]!.entry.time - limits.maxAgeMs,
+      limits.maxAgeMs + 60_000,
+      channelKey(topicChannel(topic)),
+      topic,
+      randomBytes(6).toString('hex'),
+      Math.max(metaTtlMs, limits.maxAgeMs * 2),
+      publishCommand,
+      nodeId ?? '',
+    ];
+    for (const { entry } of items) args.push(entry.from, entry.data, entry.time);
+    run('append', () => client.sscAppend(...keys, ...args)).then(
+      ([first, epoch]) => {
+        for (let i = 0; i < items.length; i++) {
+          const { entry, resolve } = items[i]!;
+          resolve({ topic, offset: Number(first) + i, epoch, from: entry.from, data: entry.data, time: entry.time, published: true });
+        }
+      },
+      (error) => {
+        for (const item of items) item.reject(error);
+      },
+    );
+  }
+
   const store: Store = {
     backend: 'redis',
     append(topic, entry, limits) {
-      const keys = histKeys(topic);
-      return run('append', async (): Promise<AppendResult> => {
-        const [offset, epoch] = await client.sscAppend(
-          ...keys,
-          entry.from,
-          entry.data,
-          entry.time,
-          limits.maxCount,
-          entry.time - limits.maxAgeMs,
-          limits.maxAgeMs + 60_000,
-          channelKey(topicChannel(topic)),
-          topic,
-          randomBytes(6).toString('hex'),
-          Math.max(metaTtlMs, limits.maxAgeMs * 2),
-          publishCommand,
-          nodeId ?? '',
-        );
-        return { topic, offset: Number(offset), epoch, from: entry.from, data: entry.data, time: entry.time, published: true };
+      if (closed) return Promise.reject(new RelayError('closed', 'redis backend is closed'));
+      return new Promise<AppendResult>((resolve, reject) => {
+        let queued = appendQueue.get(topic);
+        if (!queued) appendQueue.set(topic, (queued = { limits, items: [] }));
+        queued.limits = limits;
+        queued.items.push({ entry, resolve, reject });
+        if (!appendFlushQueued) {
+          appendFlushQueued = true;
+          queueMicrotask(flushAppends);
+        }
       });
     },
     readSince(topic, since, { limit, maxCount, maxAgeMs, now: at }) {
+      flushAppends();
       const [stream] = histKeys(topic);
       return run('read_since', async () => {
         const pos = await position(topic);
@@ -421,8 +478,12 @@ export async function createRedisBackends(options: RedisBackendOptions): Promise
         return { position: pos, publications };
       });
     },
-    position: (topic) => run('position', () => position(topic)),
+    position: (topic) => {
+      flushAppends();
+      return run('position', () => position(topic));
+    },
     enqueue(to, entry, maxCount) {
+      flushAppends();
       const keys = dmKeys(to);
       return run('enqueue', async (): Promise<EnqueueResult> => {
         const [id, count] = await client.sscEnqueue(
@@ -467,6 +528,7 @@ export async function createRedisBackends(options: RedisBackendOptions): Promise
       });
     },
     setCursor(identity, topic, pos) {
+      flushAppends();
       return run('cursor_set', async () => {
         await client.hset(cursorKey(identity), topic, `${pos.epoch}:${pos.offset}`);
       });

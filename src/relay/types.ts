@@ -186,6 +186,8 @@ export interface Store {
  */
 export type BrokerEnvelope =
   | { kind: 'publication'; publication: Publication; node?: string }
+  /** Several publications of one topic, in offset order (one store append of a batch). */
+  | { kind: 'publications'; publications: Publication[]; node?: string }
   | { kind: 'direct'; message: DirectMessage; node?: string };
 
 /** One connection's presence on a topic. */

@@ -546,6 +546,35 @@ export function relaySuite(factory: BackendFactory) {
       expect(unb64(again.messages()[0].data)).toBe('keep me');
     });
 
+    test('two nodes: a batch of publishes interleaved over two topics reaches the other node in offset order', async () => {
+      const cluster = await factory.cluster();
+      const { relay: one } = await tracker.relay(cluster, { nodeId: 'node-one' });
+      const { relay: two } = await tracker.relay(cluster, { nodeId: 'node-two' });
+      const sub = attachClient(two);
+      await sub.ok({ cmd: 'subscribe', topic: 'public:b1' });
+      await sub.ok({ cmd: 'subscribe', topic: 'public:b2' });
+      const pub = attachClient(one);
+      const batch = Array.from({ length: 60 }, (_, i) => ({ id: i + 1, cmd: 'publish', topic: i % 3 ? 'public:b1' : 'public:b2', data: b64(`p${i}`) }));
+      const replies = (await pub.session.handlePayload(new TextEncoder().encode(JSON.stringify(batch)))) as {
+        ok: boolean;
+        result: { topic: string; offset: number };
+      }[];
+      expect(replies.every((r) => r.ok)).toBe(true);
+      for (const topic of ['public:b1', 'public:b2']) {
+        const offsets = replies.filter((r) => r.result.topic === topic).map((r) => r.result.offset);
+        expect(offsets).toEqual(Array.from({ length: offsets.length }, (_, i) => i + 1));
+      }
+      await sub.waitFor(() => sub.publications().length === 60, 'all 60 on node two');
+      for (const topic of ['public:b1', 'public:b2']) {
+        const expected = batch.filter((c) => c.topic === topic).map((c) => unb64(c.data));
+        expect(publicationsData(sub, topic)).toEqual(expected);
+        expect(sub.publications(topic).map((p) => p.offset)).toEqual(expected.map((_, i) => i + 1));
+      }
+      // History agrees with what was delivered.
+      const history = await sub.ok({ cmd: 'history', topic: 'public:b1' });
+      expect(history.publications.map((p: { data: string }) => unb64(p.data))).toEqual(publicationsData(sub, 'public:b1'));
+    });
+
     test('two nodes: topic and direct messages cross nodes; presence, history and peers are global', async () => {
       const cluster = await factory.cluster();
       const { relay: one } = await tracker.relay(cluster, { nodeId: 'node-one' });
