@@ -279,7 +279,9 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
    * Topics appended to in the open group commit: their new history segment (the publications of
    * this commit, in offset order) and the count limit.
    */
-  const appended = new Map<string, { state: TopicState; high: number; maxCount: number; entries: SegmentEntry[] }>();
+  const appended = new Map<string, { state: TopicState; high: number; maxCount: number; maxAgeMs: number; entries: SegmentEntry[] }>();
+  /** The queued job that the appends since the last commit share (see `appendLive`). */
+  let appendJob: Promise<void> | undefined;
 
   // Group commit: writes queued until the next commit (the end of the turn, or `commitIntervalMs`
   // after the previous commit under load) share one transaction (one fsync).
@@ -330,8 +332,15 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
     });
     // Once per topic per commit, not per append: one history segment with the commit's
     // publications of the topic, its last offset, and the count trim.
-    for (const [topic, { state, high, maxCount, entries }] of appended) {
-      q.segmentInsert.run(topic, entries[0]![0], high, entries[entries.length - 1]![3], JSON.stringify(entries));
+    for (const [topic, { state, high, maxCount, maxAgeMs, entries }] of appended) {
+      const newest = entries[entries.length - 1]![3];
+      q.segmentInsert.run(topic, entries[0]![0], high, newest, JSON.stringify(entries));
+      // Age trimming scans the topic's segments, so at most once a second per topic; reads filter by age anyway.
+      if (newest - state.trimmed_at >= 1_000) {
+        q.segmentTrimAge.run(topic, newest - maxAgeMs);
+        q.topicTrimmed.run(newest, topic);
+        state.trimmed_at = newest;
+      }
       q.topicBump.run(high, state.epoch, topic);
       // The count trim deletes in steps of an eighth of the bound (reads apply the bound
       // exactly), so most commits leave the old segments alone.
@@ -353,6 +362,7 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
     commitTimer = undefined;
     const jobs = queue;
     queue = [];
+    appendJob = undefined;
     if (jobs.length === 0) return;
     try {
       const results = flush(jobs);
@@ -443,24 +453,20 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
     const state = topicState(topic);
     const offset = ++state.last_offset;
     const publication: Publication = { topic, offset, epoch: state.epoch, from: entry.from, data: entry.data, time: entry.time };
-    const committed = write(() => {
-      // The segment, the topic row and the count trim are written once per topic per group commit
-      // (see `flush`), in the same transaction; reads also bound history by count themselves.
-      const pending = appended.get(topic);
-      const row: SegmentEntry = [offset, entry.from, entry.data, entry.time];
-      if (pending) {
-        if (offset > pending.high) pending.high = offset;
-        pending.maxCount = limits.maxCount;
-        pending.entries.push(row);
-      } else appended.set(topic, { state, high: offset, maxCount: limits.maxCount, entries: [row] });
-      // Age trimming scans the topic's segments, so at most once a second per topic; reads filter by age anyway.
-      if (entry.time - state.trimmed_at >= 1_000) {
-        q.segmentTrimAge.run(topic, entry.time - limits.maxAgeMs);
-        q.topicTrimmed.run(entry.time, topic);
-        state.trimmed_at = entry.time;
-      }
-    }) as Promise<void>;
-    return { publication, committed };
+    // The segment, the topic row and the trims are written once per topic per group commit (see
+    // `flush`), in the same transaction; reads also bound history by count themselves.
+    const pending = appended.get(topic);
+    const row: SegmentEntry = [offset, entry.from, entry.data, entry.time];
+    if (pending) {
+      if (offset > pending.high) pending.high = offset;
+      pending.maxCount = limits.maxCount;
+      pending.maxAgeMs = limits.maxAgeMs;
+      pending.entries.push(row);
+    } else appended.set(topic, { state, high: offset, maxCount: limits.maxCount, maxAgeMs: limits.maxAgeMs, entries: [row] });
+    // Every append until the next commit shares one job (its rows are in `appended`): one
+    // promise per group commit rather than per publication.
+    appendJob ??= write(() => undefined) as Promise<void>;
+    return { publication, committed: appendJob };
   }
 
   const store: Store = {
