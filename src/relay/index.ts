@@ -27,6 +27,7 @@ import {
   MAX_BATCH_COMMANDS,
   type Grant,
   parseHotCommand,
+  publishReply,
   type MessageEvent,
   type PublicationEvent,
   type RelayCommand,
@@ -977,16 +978,21 @@ export function createRelay(options: RelayOptions): Relay {
         }
         const { publication, committed } = live;
         broker.publish(topicChannel(topic), { kind: 'publication', publication, node: nodeId }).catch(onFanoutFailure);
-        pending = committed.then(() => ({ topic, offset: publication.offset, epoch: publication.epoch }));
-      } else {
-        pending = store.append(topic, entry, historyLimits).then(async (appended) => {
-          if (!appended.published) {
-            const { published: _, ...plain } = appended;
-            await broker.publish(topicChannel(topic), { kind: 'publication', publication: plain, node: nodeId });
-          }
-          return { topic, offset: appended.offset, epoch: appended.epoch };
-        });
+        count.inPublish?.inc();
+        const id = cmd.id;
+        session.running++;
+        return committed.then(
+          () => finishIssued(session, publishReply(id, topic, publication.offset, publication.epoch)),
+          (error) => finishIssued(session, errorReply(id, 'publish', error)),
+        );
       }
+      pending = store.append(topic, entry, historyLimits).then(async (appended) => {
+        if (!appended.published) {
+          const { published: _, ...plain } = appended;
+          await broker.publish(topicChannel(topic), { kind: 'publication', publication: plain, node: nodeId });
+        }
+        return { topic, offset: appended.offset, epoch: appended.epoch };
+      });
       count.inPublish?.inc();
     } else {
       count.inDirect?.inc();

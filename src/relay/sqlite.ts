@@ -18,6 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, fdatasync, mkdirSync, openSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { dirname } from 'node:path';
+import { jsonString } from './protocol.ts';
 import {
   type AppendResult,
   type BackendHealth,
@@ -62,6 +63,16 @@ interface SegmentRow {
 }
 /** One publication inside a history segment. */
 type SegmentEntry = [offset: number, from: string, data: string, time: number];
+
+/** `JSON.stringify(entries)`, written directly (every group commit writes one per topic). */
+function segmentJson(entries: SegmentEntry[]): string {
+  let out = '[';
+  for (let i = 0; i < entries.length; i++) {
+    const [offset, from, data, time] = entries[i]!;
+    out += `${i > 0 ? ',' : ''}[${offset},${jsonString(from)},${jsonString(data)},${time}]`;
+  }
+  return `${out}]`;
+}
 interface DmRow {
   id: number;
   recipient: string;
@@ -334,7 +345,7 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
     // publications of the topic, its last offset, and the count trim.
     for (const [topic, { state, high, maxCount, maxAgeMs, entries }] of appended) {
       const newest = entries[entries.length - 1]![3];
-      q.segmentInsert.run(topic, entries[0]![0], high, newest, JSON.stringify(entries));
+      q.segmentInsert.run(topic, entries[0]![0], high, newest, segmentJson(entries));
       // Age trimming scans the topic's segments, so at most once a second per topic; reads filter by age anyway.
       if (newest - state.trimmed_at >= 1_000) {
         q.segmentTrimAge.run(topic, newest - maxAgeMs);
