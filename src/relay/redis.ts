@@ -70,48 +70,62 @@ export interface RedisBackends {
 }
 
 /**
- * Appends ARGV[1] publications of one topic (from, data, time from ARGV[11] on, three each) with
- * consecutive offsets, trims, and fans them out as one envelope (`publication` for one,
- * `publications` for several). Returns the first offset and the epoch.
+ * Appends publications to ARGV[1] topics in one call. ARGV[2] is the publish command, ARGV[3]
+ * this node's id; then per topic t (KEYS[2t-1] its stream, KEYS[2t] its meta hash) a header —
+ * count n, count bound, oldest time kept, stream TTL, channel, topic name, epoch for a new
+ * topic, meta TTL — and n × (from, data, time). Each topic's publications get consecutive
+ * offsets and go out as one envelope (`publication` for one, `publications` for several).
+ * Returns the first offset and the epoch of each topic, in order.
  */
 const APPEND_SCRIPT = `
-local n = tonumber(ARGV[1])
-local epoch = redis.call('HGET', KEYS[2], 'epoch')
-if not epoch then
-  epoch = ARGV[7]
-  redis.call('HSET', KEYS[2], 'epoch', epoch)
-end
-local last = redis.call('HINCRBY', KEYS[2], 'offset', n)
-local first = last - n + 1
-local pubs = {}
-for i = 0, n - 1 do
-  local b = 11 + 3 * i
-  local offset = first + i
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], offset .. '-0', 'f', ARGV[b], 'd', ARGV[b + 1], 't', ARGV[b + 2])
-  pubs[i + 1] = { topic = ARGV[6], offset = offset, epoch = epoch, from = ARGV[b], data = ARGV[b + 1], time = tonumber(ARGV[b + 2]) }
-end
--- Age: look at the oldest entry only; when it is too old, trim a batch up to the first young one.
-local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
-if oldest and tonumber(oldest[2][6]) < tonumber(ARGV[3]) then
-  local cut = nil
-  for _, e in ipairs(redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 64)) do
-    if tonumber(e[2][6]) < tonumber(ARGV[3]) then cut = e[1] else break end
+local topics = tonumber(ARGV[1])
+local out = {}
+local a = 4
+for t = 1, topics do
+  local stream, meta = KEYS[2 * t - 1], KEYS[2 * t]
+  local n = tonumber(ARGV[a])
+  local maxCount, minTime, streamTtl, channel, topic, newEpoch, metaTtl =
+    ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
+  a = a + 8
+  local epoch = redis.call('HGET', meta, 'epoch')
+  if not epoch then
+    epoch = newEpoch
+    redis.call('HSET', meta, 'epoch', epoch)
   end
-  local c = tonumber(string.match(cut, '^(%d+)'))
-  redis.call('XTRIM', KEYS[1], 'MINID', (c + 1) .. '-0')
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ARGV[8])
-if ARGV[5] ~= '' then
-  local env
-  if n == 1 then
-    env = cjson.encode({ kind = 'publication', node = ARGV[10], publication = pubs[1] })
-  else
-    env = cjson.encode({ kind = 'publications', node = ARGV[10], publications = pubs })
+  local last = redis.call('HINCRBY', meta, 'offset', n)
+  local first = last - n + 1
+  local pubs = {}
+  for i = 0, n - 1 do
+    local offset = first + i
+    redis.call('XADD', stream, 'MAXLEN', '~', maxCount, offset .. '-0', 'f', ARGV[a], 'd', ARGV[a + 1], 't', ARGV[a + 2])
+    pubs[i + 1] = { topic = topic, offset = offset, epoch = epoch, from = ARGV[a], data = ARGV[a + 1], time = tonumber(ARGV[a + 2]) }
+    a = a + 3
   end
-  redis.call(ARGV[9], ARGV[5], env)
+  -- Age: look at the oldest entry only; when it is too old, trim a batch up to the first young one.
+  local oldest = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1]
+  if oldest and tonumber(oldest[2][6]) < tonumber(minTime) then
+    local cut = nil
+    for _, e in ipairs(redis.call('XRANGE', stream, '-', '+', 'COUNT', 64)) do
+      if tonumber(e[2][6]) < tonumber(minTime) then cut = e[1] else break end
+    end
+    local c = tonumber(string.match(cut, '^(%d+)'))
+    redis.call('XTRIM', stream, 'MINID', (c + 1) .. '-0')
+  end
+  redis.call('PEXPIRE', stream, streamTtl)
+  redis.call('PEXPIRE', meta, metaTtl)
+  if channel ~= '' then
+    local env
+    if n == 1 then
+      env = cjson.encode({ kind = 'publication', node = ARGV[3], publication = pubs[1] })
+    else
+      env = cjson.encode({ kind = 'publications', node = ARGV[3], publications = pubs })
+    end
+    redis.call(ARGV[2], channel, env)
+  end
+  out[2 * t - 1] = first
+  out[2 * t] = epoch
 end
-return { first, epoch }
+return out
 `;
 
 const ENQUEUE_SCRIPT = `
@@ -143,7 +157,7 @@ return redis.call('ZRANGE', KEYS[1], 0, -1)
 `;
 
 type Scripted = Redis & {
-  sscAppend(...args: (string | number)[]): Promise<[number, string]>;
+  sscAppend(...args: (string | number)[]): Promise<(number | string)[]>;
   sscEnqueue(...args: (string | number)[]): Promise<[number, number]>;
   sscLive(...args: (string | number)[]): Promise<string[]>;
   sscKvList(...args: (string | number)[]): Promise<string[]>;
@@ -188,7 +202,8 @@ export async function createRedisBackends(options: RedisBackendOptions): Promise
     retryStrategy,
     lazyConnect: true,
   }) as Scripted;
-  client.defineCommand('sscAppend', { numberOfKeys: 2, lua: APPEND_SCRIPT });
+  // Its number of keys (two per topic) is the call's first argument.
+  client.defineCommand('sscAppend', { lua: APPEND_SCRIPT });
   client.defineCommand('sscEnqueue', { numberOfKeys: 2, lua: ENQUEUE_SCRIPT });
   client.defineCommand('sscLive', { numberOfKeys: 2, lua: LIVE_SCRIPT });
   client.defineCommand('sscKvList', { numberOfKeys: 1, lua: KV_LIST_SCRIPT });
@@ -399,8 +414,8 @@ export async function createRedisBackends(options: RedisBackendOptions): Promise
     return { epoch: values[0], offset: Number(values[1] ?? 0) };
   }
 
-  // Appends of one topic made in one synchronous stretch (the commands of one batch frame) go
-  // to Redis as one script call — consecutive offsets, one fan-out envelope — in call order per
+  // Appends made in one turn of the event loop (every frame that arrived in it) go to Redis as
+  // one script call — per topic consecutive offsets and one fan-out envelope — in call order per
   // topic. Any other store command first sends what is queued, so a connection's writes reach
   // Redis in the order it issued them.
   type QueuedAppend = { entry: { from: string; data: string; time: number }; resolve: (r: AppendResult) => void; reject: (e: unknown) => void };
@@ -411,34 +426,55 @@ export async function createRedisBackends(options: RedisBackendOptions): Promise
     if (appendQueue.size === 0) return;
     const queued = appendQueue;
     appendQueue = new Map();
+    // One script call for every topic queued (a single Redis instance: keys of any slot may
+    // share a script), at most MAX_APPEND_BATCH publications per call.
+    let batch: { topic: string; limits: HistoryLimits; items: QueuedAppend[] }[] = [];
+    let size = 0;
     for (const [topic, { limits, items }] of queued) {
-      for (let at = 0; at < items.length; at += MAX_APPEND_BATCH) appendBatch(topic, limits, items.slice(at, at + MAX_APPEND_BATCH));
+      for (let at = 0; at < items.length; at += MAX_APPEND_BATCH) {
+        const part = items.slice(at, at + MAX_APPEND_BATCH);
+        if (size > 0 && size + part.length > MAX_APPEND_BATCH) {
+          appendBatch(batch);
+          batch = [];
+          size = 0;
+        }
+        batch.push({ topic, limits, items: part });
+        size += part.length;
+      }
     }
+    if (batch.length > 0) appendBatch(batch);
   }
-  function appendBatch(topic: string, limits: HistoryLimits, items: QueuedAppend[]) {
-    const keys = histKeys(topic);
-    const args: (string | number)[] = [
-      items.length,
-      limits.maxCount,
-      items[0]!.entry.time - limits.maxAgeMs,
-      limits.maxAgeMs + 60_000,
-      channelKey(topicChannel(topic)),
-      topic,
-      randomBytes(6).toString('hex'),
-      Math.max(metaTtlMs, limits.maxAgeMs * 2),
-      publishCommand,
-      nodeId ?? '',
-    ];
-    for (const { entry } of items) args.push(entry.from, entry.data, entry.time);
-    run('append', () => client.sscAppend(...keys, ...args)).then(
-      ([first, epoch]) => {
-        for (let i = 0; i < items.length; i++) {
-          const { entry, resolve } = items[i]!;
-          resolve({ topic, offset: Number(first) + i, epoch, from: entry.from, data: entry.data, time: entry.time, published: true });
+  function appendBatch(batch: { topic: string; limits: HistoryLimits; items: QueuedAppend[] }[]) {
+    const keys: string[] = [];
+    const args: (string | number)[] = [batch.length, publishCommand, nodeId ?? ''];
+    for (const { topic, limits, items } of batch) {
+      keys.push(...histKeys(topic));
+      args.push(
+        items.length,
+        limits.maxCount,
+        items[0]!.entry.time - limits.maxAgeMs,
+        limits.maxAgeMs + 60_000,
+        channelKey(topicChannel(topic)),
+        topic,
+        randomBytes(6).toString('hex'),
+        Math.max(metaTtlMs, limits.maxAgeMs * 2),
+      );
+      for (const { entry } of items) args.push(entry.from, entry.data, entry.time);
+    }
+    run('append', () => client.sscAppend(keys.length, ...keys, ...args)).then(
+      (out) => {
+        for (let t = 0; t < batch.length; t++) {
+          const { topic, items } = batch[t]!;
+          const first = Number(out[2 * t]);
+          const epoch = String(out[2 * t + 1]);
+          for (let i = 0; i < items.length; i++) {
+            const { entry, resolve } = items[i]!;
+            resolve({ topic, offset: first + i, epoch, from: entry.from, data: entry.data, time: entry.time, published: true });
+          }
         }
       },
       (error) => {
-        for (const item of items) item.reject(error);
+        for (const { items } of batch) for (const item of items) item.reject(error);
       },
     );
   }
@@ -454,7 +490,7 @@ export async function createRedisBackends(options: RedisBackendOptions): Promise
         queued.items.push({ entry, resolve, reject });
         if (!appendFlushQueued) {
           appendFlushQueued = true;
-          queueMicrotask(flushAppends);
+          setImmediate(flushAppends);
         }
       });
     },
