@@ -165,11 +165,21 @@ export class FanoutSealer {
     /** Connections with frames, in first-delivery order; their frames in delivery order. */
     const outgoing: ChannelConnection[] = [];
     let bytesOut = 0;
+    // Subscribers of one topic are handed the same event objects in the same order, one after
+    // another: the previous connection's payloads are reused when its events were the same.
+    let lastEvents: RelayEvent[] | null = null;
+    let lastPayloads: Uint8Array[] = [];
+    let lastMax = 0;
     for (const connection of order) {
       const events = connection.pendingEvents!;
       connection.pendingEvents = null;
       const session = connection.openSession!;
-      for (const plaintext of encodeEvents(events, session.maxPlaintextBytes)) {
+      const max = session.maxPlaintextBytes;
+      const payloads = lastEvents !== null && max === lastMax && sameEvents(events, lastEvents) ? lastPayloads : encodeEvents(events, max);
+      lastEvents = events;
+      lastPayloads = payloads;
+      lastMax = max;
+      for (const plaintext of payloads) {
         if (session.aead.name === this.aead.name) {
           batched.push({ session, type: RELAY_FRAME, plaintext });
           targets.push(connection);
@@ -196,6 +206,13 @@ export class FanoutSealer {
     this.bytesOutCounter.inc(bytesOut);
     for (const connection of outgoing) connection.flushOutbox();
   }
+}
+
+/** Whether two event lists hold the same event objects in the same order. */
+function sameEvents(a: readonly RelayEvent[], b: readonly RelayEvent[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 let nextId = 0;
