@@ -341,13 +341,16 @@ const bench: Benchmark = {
       ctx.log(`${deployment.name}: ${deployment.nodes.map((n) => n.url).join(', ')}`);
       try {
         for (const shape of shapes) {
-          const top = await runShape(deployment, shape, { loadgens, warmupMs, durationMs });
+          // Development: BENCH_RELAY_FIXED_RATE=<publishes/s> replaces the closed loop by an open
+          // loop at that rate (the "half" run then runs at half of what it reached).
+          const fixed = Number(process.env.BENCH_RELAY_FIXED_RATE ?? 0);
+          const top = await runShape(deployment, shape, { loadgens, warmupMs, durationMs, rate: fixed > 0 ? fixed : undefined });
           ctx.log(
             `${deployment.name} ${shape.name} peak: ${Math.round(top.deliveredPerSecond)} delivered/s, server ${round(top.serverCpu)} cores, load ${round(top.loadCpu)}, reply p50/p99 ${round(top.replyLatencyMs.p50)}/${round(top.replyLatencyMs.p99)} ms${top.errors.length ? `, errors: ${top.errors.join('; ')}` : ''}`,
           );
           const paced = await runShape(deployment, shape, { loadgens, warmupMs, durationMs, rate: top.publishedPerSecond / 2 });
           ctx.log(
-            `${deployment.name} ${shape.name} half: p50/p99 ${round(paced.latencyMs.p50)}/${round(paced.latencyMs.p99)} ms, reply p50/p99 ${round(paced.replyLatencyMs.p50)}/${round(paced.replyLatencyMs.p99)} ms`,
+            `${deployment.name} ${shape.name} half: ${Math.round(paced.deliveredPerSecond)} delivered/s, server ${round(paced.serverCpu)} cores, load ${round(paced.loadCpu)}, p50/p99 ${round(paced.latencyMs.p50)}/${round(paced.latencyMs.p99)} ms, reply p50/p99 ${round(paced.replyLatencyMs.p50)}/${round(paced.replyLatencyMs.p99)} ms`,
           );
           peak.set(`${deployment.name}/${shape.name}`, top);
           half.set(`${deployment.name}/${shape.name}`, paced);
