@@ -141,9 +141,22 @@ function flushOut() {
   for (const conn of conns) {
     const commands = conn.out;
     conn.out = [];
-    sendNow(conn, commands.length === 1 ? commands[0]! : `[${commands.join(',')}]`);
+    // As the SDK does: a batch stays well below what one frame carries (64 KiB by default).
+    let start = 0;
+    let bytes = 0;
+    for (let i = 0; i < commands.length; i++) {
+      bytes += commands[i]!.length + 1;
+      if (bytes > MAX_BATCH_BYTES || i - start + 1 === MAX_BATCH_COMMANDS || i === commands.length - 1) {
+        const part = commands.slice(start, i + 1);
+        sendNow(conn, part.length === 1 ? part[0]! : `[${part.join(',')}]`);
+        start = i + 1;
+        bytes = 0;
+      }
+    }
   }
 }
+const MAX_BATCH_BYTES = 32_768;
+const MAX_BATCH_COMMANDS = 1_024;
 function send(conn: Conn, json: string) {
   if (!config.batch) {
     sendNow(conn, json);
