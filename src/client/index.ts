@@ -500,6 +500,8 @@ export class SecureClient {
 
   /** Closes the channel (orderly CLOSE frame, then the socket) and stops reconnecting. */
   close(code = 1000, reason = 'client closed'): void {
+    // Commands issued just before go out first, as they would without batching.
+    this.flushOutgoing();
     this.closedByUser = true;
     const ws = this.ws;
     if (ws && this.session) {

@@ -243,6 +243,11 @@ describe('WebSocket channels', () => {
     expect(results.map((r) => r.offset)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
     await waitFor(() => got.length === 50 || undefined);
     expect(got).toEqual(Array.from({ length: 50 }, (_, i) => `n${i}`));
+    // Commands still gathered when the client closes go out before its CLOSE frame.
+    void bob.publish(topic, 'last words').catch(() => undefined);
+    bob.close();
+    await waitFor(() => got.length === 51 || undefined);
+    expect(got.at(-1)).toBe('last words');
   });
 
   test('a replayed frame on a WebSocket closes the channel (4003)', async () => {
