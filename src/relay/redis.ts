@@ -169,7 +169,7 @@ const entryFields = (fields: string[]) => {
   return out;
 };
 const idNumber = (id: string) => Number(id.slice(0, id.indexOf('-')));
-/** Most publications one append script takes (its arguments: 10 + 3 per publication). */
+/** Most publications one append script call takes (its arguments: 3, then 8 per topic and 3 per publication). */
 const MAX_APPEND_BATCH = 256;
 
 /**
