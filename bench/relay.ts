@@ -198,6 +198,11 @@ interface LoadResult {
   errors: string[];
 }
 
+/** A run that did not happen (development switch BENCH_RELAY_HALF_RATE): only its publish rate is set. */
+function emptyResult(publishedPerSecond: number): LoadResult {
+  return { deliveredPerSecond: 0, publishedPerSecond, latencyMs: { p50: 0, p99: 0, p999: 0 }, replyLatencyMs: { p50: 0, p99: 0 }, serverCpu: 0, loadCpu: 0, errors: [] };
+}
+
 /** Runs one shape on one deployment with `loadgens` processes (groups split among them). */
 async function runShape(
   deployment: Deployment,
@@ -343,8 +348,10 @@ const bench: Benchmark = {
         for (const shape of shapes) {
           // Development: BENCH_RELAY_FIXED_RATE=<publishes/s> replaces the closed loop by an open
           // loop at that rate (the "half" run then runs at half of what it reached).
+          // BENCH_RELAY_HALF_RATE=<publishes/s> skips the first run and paces the "half" run at that rate.
           const fixed = Number(process.env.BENCH_RELAY_FIXED_RATE ?? 0);
-          const top = await runShape(deployment, shape, { loadgens, warmupMs, durationMs, rate: fixed > 0 ? fixed : undefined });
+          const halfRate = Number(process.env.BENCH_RELAY_HALF_RATE ?? 0);
+          const top = halfRate > 0 ? emptyResult(halfRate * 2) : await runShape(deployment, shape, { loadgens, warmupMs, durationMs, rate: fixed > 0 ? fixed : undefined });
           ctx.log(
             `${deployment.name} ${shape.name} peak: ${Math.round(top.deliveredPerSecond)} delivered/s, server ${round(top.serverCpu)} cores, load ${round(top.loadCpu)}, reply p50/p99 ${round(top.replyLatencyMs.p50)}/${round(top.replyLatencyMs.p99)} ms${top.errors.length ? `, errors: ${top.errors.join('; ')}` : ''}`,
           );

@@ -87,6 +87,8 @@ const STORE_NS = '_store';
 const WAL_RESTART_FRAMES = 16_384;
 
 const OPEN_KEY = 'open';
+/** Fewest trim statements (count or age, one topic each) allowed per group commit; see `flush`. */
+const TRIMS_PER_COMMIT = 4;
 /** Longest pause of group commits while the checkpoint worker copies the WAL's tail. */
 const RESTART_PAUSE_MS = 100;
 
@@ -203,7 +205,15 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
     ),
     // Whole segments only; reads drop the older entries of a segment that is partly past a bound.
     segmentTrimCount: db.query('DELETE FROM segments WHERE topic = ? AND last_offset <= ?'),
-    segmentTrimAge: db.query('DELETE FROM segments WHERE topic = ? AND last_time < ?'),
+    // From the oldest segment up to the first one still young enough: the index walk stops
+    // there, instead of reading every segment of the topic (segment times grow with offsets; a
+    // segment older than a younger one before it, after a clock step back, waits for the next
+    // trim, and reads filter by age per entry).
+    segmentTrimAge: db.query(
+      `DELETE FROM segments WHERE topic = ?1 AND last_offset < coalesce(
+         (SELECT last_offset FROM segments WHERE topic = ?1 AND last_time >= ?2 ORDER BY last_offset LIMIT 1),
+         9007199254740991)`,
+    ),
     segmentsSince: db.query<SegmentRow, [string, number, number]>(
       'SELECT entries FROM segments WHERE topic = ? AND last_offset > ? AND last_time >= ? ORDER BY last_offset',
     ),
@@ -343,21 +353,37 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
     });
     // Once per topic per commit, not per append: one history segment with the commit's
     // publications of the topic, its last offset, and the count trim.
+    // Trims are bounded per commit: topics appended to at the same rate reach their trim step
+    // in the same commit, and 32 topics trimming together held one commit (and the event loop)
+    // for ~50 ms. The most overdue go first; the rest wait for a later commit (reads apply both
+    // bounds exactly meanwhile). A quarter of the topics touched may trim in one commit, so when
+    // every topic is due at every commit each is still trimmed every fourth commit.
+    const due: { topic: string; state: TopicState; cut: number; newest: number; age: boolean; urgency: number }[] = [];
     for (const [topic, { state, high, maxCount, maxAgeMs, entries }] of appended) {
       const newest = entries[entries.length - 1]![3];
       q.segmentInsert.run(topic, entries[0]![0], high, newest, segmentJson(entries));
-      // Age trimming scans the topic's segments, so at most once a second per topic; reads filter by age anyway.
+      q.topicBump.run(high, state.epoch, topic);
+      // Age trimming at most once a second per topic.
       if (newest - state.trimmed_at >= 1_000) {
-        q.segmentTrimAge.run(topic, newest - maxAgeMs);
+        due.push({ topic, state, cut: newest - maxAgeMs, newest, age: true, urgency: (newest - state.trimmed_at) / 1_000 });
+      }
+      // The count trim deletes in steps of an eighth of the bound, so most commits leave the
+      // old segments alone.
+      const step = Math.max(1, maxCount >> 3);
+      const excess = high - maxCount - state.trimmed_to;
+      if (excess >= step) due.push({ topic, state, cut: high - maxCount, newest, age: false, urgency: excess / step });
+    }
+    const budget = Math.max(TRIMS_PER_COMMIT, Math.ceil(appended.size / 4));
+    if (due.length > budget) due.sort((a, b) => b.urgency - a.urgency);
+    for (let i = 0; i < due.length && i < budget; i++) {
+      const { topic, state, cut, newest, age } = due[i]!;
+      if (age) {
+        q.segmentTrimAge.run(topic, cut);
         q.topicTrimmed.run(newest, topic);
         state.trimmed_at = newest;
-      }
-      q.topicBump.run(high, state.epoch, topic);
-      // The count trim deletes in steps of an eighth of the bound (reads apply the bound
-      // exactly), so most commits leave the old segments alone.
-      if (high - maxCount - state.trimmed_to >= Math.max(1, maxCount >> 3)) {
-        q.segmentTrimCount.run(topic, high - maxCount);
-        state.trimmed_to = high - maxCount;
+      } else {
+        q.segmentTrimCount.run(topic, cut);
+        state.trimmed_to = cut;
       }
     }
     for (const [topic, state] of topicStates) {

@@ -90,4 +90,59 @@ describe('sqlite history segments', () => {
     expect(db.query("SELECT name FROM sqlite_master WHERE name = 'history'").get()).toBeNull();
     db.close();
   });
+  test('the age trim drops expired segments from the oldest up to the first young one', async () => {
+    const path = tempPath();
+    const store = createSqliteStore({ path });
+    const limits = { maxCount: 1_000, maxAgeMs: 10_000 };
+    try {
+      const t = Date.now();
+      // Three group commits (one segment each), 5 s apart in publication time; the third
+      // commit's age trim (newest − 10 s) finds the first two expired.
+      for (const [c, time] of [t - 20_000, t - 15_000, t].entries()) {
+        await Promise.all(Array.from({ length: 3 }, (_, i) => store.append('public:aged', { from, data: `c${c}.${i}`, time }, limits)));
+      }
+      const db = new Database(path, { readonly: true });
+      const rows = db.query<{ first_offset: number }, []>("SELECT first_offset FROM segments WHERE topic = 'public:aged' ORDER BY first_offset").all();
+      db.close();
+      expect(rows.map((r) => r.first_offset)).toEqual([7]);
+      expect((await read(store, 'public:aged', 0, { maxAgeMs: 10_000, now: t })).publications.map((p) => p.data)).toEqual(['c2.0', 'c2.1', 'c2.2']);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('trims are spread over commits when many topics reach their bound together; reads stay exact', async () => {
+    const path = tempPath();
+    const store = createSqliteStore({ path });
+    const limits = { maxCount: 5, maxAgeMs: 3_600_000 };
+    const topics = Array.from({ length: 12 }, (_, i) => `public:spread-${i}`);
+    const segmentsPerTopic = () => {
+      const db = new Database(path, { readonly: true });
+      const rows = db.query<{ topic: string; n: number }, []>('SELECT topic, count(*) AS n FROM segments GROUP BY topic').all();
+      db.close();
+      return new Map(rows.map((r) => [r.topic, r.n]));
+    };
+    try {
+      // Each round is one group commit: 10 publications to every topic, one segment each.
+      const round = () => Promise.all(topics.flatMap((topic) => Array.from({ length: 10 }, (_, i) => store.append(topic, { from, data: `x${i}`, time: Date.now() }, limits))));
+      await round();
+      await round();
+      // Every topic is past its bound after the second round; one commit trims only a few of them.
+      const after2 = segmentsPerTopic();
+      expect([...after2.values()].filter((n) => n === 2).length).toBeGreaterThan(0);
+      for (let r = 3; r <= 12; r++) {
+        await round();
+        for (const topic of topics) {
+          const page = await read(store, topic, 0, { maxCount: 5 });
+          expect(page.publications.map((p) => p.offset)).toEqual([r * 10 - 4, r * 10 - 3, r * 10 - 2, r * 10 - 1, r * 10]);
+        }
+      }
+      // No topic is left behind: each is trimmed within a few commits of reaching its bound.
+      const settled = segmentsPerTopic();
+      expect(settled.size).toBe(topics.length);
+      for (const n of settled.values()) expect(n).toBeLessThanOrEqual(4);
+    } finally {
+      await store.close();
+    }
+  });
 });
