@@ -72,15 +72,14 @@ function record(us: number, into = histogram) {
   const b = us < 1 ? 0 : Math.min(BUCKETS - 1, Math.floor(Math.log(us) / LOG_STEP));
   into[b]!++;
 }
-function percentile(p: number, histogram_ = histogram): number {
-  const histogram = histogram_;
+function percentile(p: number, of = histogram): number {
   let total = 0;
-  for (let i = 0; i < BUCKETS; i++) total += histogram[i]!;
+  for (let i = 0; i < BUCKETS; i++) total += of[i]!;
   if (total === 0) return Number.NaN;
   const target = total * p;
   let seen = 0;
   for (let i = 0; i < BUCKETS; i++) {
-    seen += histogram[i]!;
+    seen += of[i]!;
     if (seen >= target) return Math.exp((i + 0.5) * LOG_STEP);
   }
   return Number.NaN;

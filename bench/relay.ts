@@ -198,11 +198,6 @@ interface LoadResult {
   errors: string[];
 }
 
-/** A run that did not happen (development switch BENCH_RELAY_HALF_RATE): only its publish rate is set. */
-function emptyResult(publishedPerSecond: number): LoadResult {
-  return { deliveredPerSecond: 0, publishedPerSecond, latencyMs: { p50: 0, p99: 0, p999: 0 }, replyLatencyMs: { p50: 0, p99: 0 }, serverCpu: 0, loadCpu: 0, errors: [] };
-}
-
 /** Runs one shape on one deployment with `loadgens` processes (groups split among them). */
 async function runShape(
   deployment: Deployment,
@@ -351,15 +346,17 @@ const bench: Benchmark = {
           // BENCH_RELAY_HALF_RATE=<publishes/s> skips the first run and paces the "half" run at that rate.
           const fixed = Number(process.env.BENCH_RELAY_FIXED_RATE ?? 0);
           const halfRate = Number(process.env.BENCH_RELAY_HALF_RATE ?? 0);
-          const top = halfRate > 0 ? emptyResult(halfRate * 2) : await runShape(deployment, shape, { loadgens, warmupMs, durationMs, rate: fixed > 0 ? fixed : undefined });
-          ctx.log(
-            `${deployment.name} ${shape.name} peak: ${Math.round(top.deliveredPerSecond)} delivered/s, server ${round(top.serverCpu)} cores, load ${round(top.loadCpu)}, reply p50/p99 ${round(top.replyLatencyMs.p50)}/${round(top.replyLatencyMs.p99)} ms${top.errors.length ? `, errors: ${top.errors.join('; ')}` : ''}`,
-          );
-          const paced = await runShape(deployment, shape, { loadgens, warmupMs, durationMs, rate: top.publishedPerSecond / 2 });
+          const top = halfRate > 0 ? undefined : await runShape(deployment, shape, { loadgens, warmupMs, durationMs, rate: fixed > 0 ? fixed : undefined });
+          if (top) {
+            ctx.log(
+              `${deployment.name} ${shape.name} peak: ${Math.round(top.deliveredPerSecond)} delivered/s, server ${round(top.serverCpu)} cores, load ${round(top.loadCpu)}, reply p50/p99 ${round(top.replyLatencyMs.p50)}/${round(top.replyLatencyMs.p99)} ms${top.errors.length ? `, errors: ${top.errors.join('; ')}` : ''}`,
+            );
+            peak.set(`${deployment.name}/${shape.name}`, top);
+          }
+          const paced = await runShape(deployment, shape, { loadgens, warmupMs, durationMs, rate: top ? top.publishedPerSecond / 2 : halfRate });
           ctx.log(
             `${deployment.name} ${shape.name} half: ${Math.round(paced.deliveredPerSecond)} delivered/s, server ${round(paced.serverCpu)} cores, load ${round(paced.loadCpu)}, p50/p99 ${round(paced.latencyMs.p50)}/${round(paced.latencyMs.p99)} ms, reply p50/p99 ${round(paced.replyLatencyMs.p50)}/${round(paced.replyLatencyMs.p99)} ms`,
           );
-          peak.set(`${deployment.name}/${shape.name}`, top);
           half.set(`${deployment.name}/${shape.name}`, paced);
         }
       } finally {

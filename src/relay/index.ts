@@ -572,15 +572,9 @@ export function createRelay(options: RelayOptions): Relay {
   }
 
   async function authorize(session: SessionState, topic: string, right: 'subscribe' | 'publish', grant?: Grant) {
-    if (topic.startsWith('public:')) return;
-    if (topic.startsWith('user:')) {
-      if (topic.slice(5) === session.identity) return;
-      throw new RelayError('forbidden', `${topic} belongs to another identity`);
-    }
-    // private:
-    if (privateAllowed(topic, session.identity)) return;
-    const held = session.grants.get(topic);
-    if (held && held.exp * 1000 > now() && held.rights.includes(right)) return;
+    if (authorizedNow(session, topic, right)) return;
+    if (topic.startsWith('user:')) throw new RelayError('forbidden', `${topic} belongs to another identity`);
+    // private: without an allow-list entry or a grant held
     if (grant) {
       if (grant.topic !== topic) throw new RelayError('forbidden', 'grant is for another topic');
       if (grant.identity !== session.identity) throw new RelayError('forbidden', 'grant is for another identity');
@@ -600,7 +594,7 @@ export function createRelay(options: RelayOptions): Relay {
     throw new RelayError('forbidden', `${topic} needs an allow-list entry or a signed grant`);
   }
 
-  /** Whether `authorize` would pass at once, without a grant to verify. */
+  /** The namespace rules that need no grant verification: `authorize` passes at once when this holds. */
   function authorizedNow(session: SessionState, topic: string, right: 'subscribe' | 'publish'): boolean {
     if (topic.startsWith('public:')) return true;
     if (topic.startsWith('user:')) return topic.slice(5) === session.identity;
@@ -722,28 +716,32 @@ export function createRelay(options: RelayOptions): Relay {
     const publication = await ordered(
       session,
       () => authorize(session, topic, 'publish', cmd.grant),
-      () => {
-        const entry = { from: session.identity, data, time: now() };
-        if (store.appendLive) {
-          // The store assigns the offset now: fan out at once, in offset order (the call is made
-          // in command order, synchronously), and reply once the row is committed. A subscriber
-          // sees the publication a group commit earlier than the publisher sees its reply.
-          const { publication, committed } = store.appendLive(topic, entry, historyLimits);
-          void broker.publish(topicChannel(topic), { kind: 'publication', publication, node: nodeId }).catch((error) => {
-            logger?.warn({ err: (error as Error).message }, 'live fan-out of a publication failed');
-          });
-          return committed.then(() => publication);
-        }
-        return store.append(topic, entry, historyLimits).then(async (appended) => {
-          if (!appended.published) {
-            const { published: _, ...plain } = appended;
-            await broker.publish(topicChannel(topic), { kind: 'publication', publication: plain, node: nodeId });
-          }
-          return appended;
-        });
-      },
+      () => storePublication(topic, { from: session.identity, data, time: now() }, (p) => p, rethrow),
     );
     return { topic, offset: publication.offset, epoch: publication.epoch };
+  }
+
+  /**
+   * Stores a publication and fans it out; `done` or `failed` runs once it is stored (chained
+   * onto the store's promise: one promise per publication on the hot path). A store that assigns
+   * the offset now (`appendLive`) is fanned out at once, in offset order (the call is made in
+   * command order, synchronously), and answered once the row is committed: a subscriber sees the
+   * publication a group commit earlier than the publisher sees its reply. Throws synchronously
+   * when `appendLive` does (a closed store).
+   */
+  function storePublication<T>(topic: string, entry: { from: string; data: string; time: number }, done: (publication: Publication) => T, failed: (error: unknown) => T): Promise<T> {
+    if (store.appendLive) {
+      const { publication, committed } = store.appendLive(topic, entry, historyLimits);
+      broker.publish(topicChannel(topic), { kind: 'publication', publication, node: nodeId }).catch(onFanoutFailure);
+      return committed.then(() => done(publication), failed);
+    }
+    return store.append(topic, entry, historyLimits).then(async (appended) => {
+      if (!appended.published) {
+        const { published: _, ...plain } = appended;
+        await broker.publish(topicChannel(topic), { kind: 'publication', publication: plain, node: nodeId });
+      }
+      return done(appended);
+    }, failed);
   }
 
   async function sendDirect(session: SessionState, cmd: Extract<RelayCommand, { cmd: 'send' }>) {
@@ -768,6 +766,10 @@ export function createRelay(options: RelayOptions): Relay {
     }
     return { id: message.id, to };
   }
+
+  const rethrow = (error: unknown): never => {
+    throw error;
+  };
 
   function onFanoutFailure(error: unknown) {
     logger?.warn({ err: (error as Error).message }, 'live fan-out of a publication failed');
@@ -897,11 +899,7 @@ export function createRelay(options: RelayOptions): Relay {
       try {
         return await run(session, parsed);
       } finally {
-        if (--session.running === 0 && session.idle) {
-          const wake = session.idle;
-          session.idle = undefined;
-          wake();
-        }
+        doneRunning(session);
       }
     }
     const before = session.barrier;
@@ -964,58 +962,47 @@ export function createRelay(options: RelayOptions): Relay {
    */
   function issueNow(session: SessionState, cmd: Extract<RelayCommand, { cmd: 'publish' | 'send' }>): Promise<RelayReply> | undefined {
     if (session.barrier || session.closed || session.unissued > 0) return undefined;
-    let pending: Promise<Record<string, unknown>>;
+    const id = cmd.id;
+    const failed = (error: unknown) => finishIssued(session, errorReply(id, cmd.cmd, error));
+    let reply: Promise<RelayReply>;
     if (cmd.cmd === 'publish') {
       if (cmd.grant || !authorizedNow(session, cmd.topic, 'publish')) return undefined;
       const { topic } = cmd;
-      const entry = { from: session.identity, data: cmd.data, time: now() };
-      if (store.appendLive) {
-        let live: ReturnType<NonNullable<Store['appendLive']>>;
-        try {
-          live = store.appendLive(topic, entry, historyLimits);
-        } catch {
-          return undefined; // the general path words the error
-        }
-        const { publication, committed } = live;
-        broker.publish(topicChannel(topic), { kind: 'publication', publication, node: nodeId }).catch(onFanoutFailure);
-        count.inPublish?.inc();
-        const id = cmd.id;
-        session.running++;
-        return committed.then(
-          () => finishIssued(session, publishReply(id, topic, publication.offset, publication.epoch)),
-          (error) => finishIssued(session, errorReply(id, 'publish', error)),
+      try {
+        reply = storePublication(
+          topic,
+          { from: session.identity, data: cmd.data, time: now() },
+          (publication) => finishIssued(session, publishReply(id, topic, publication.offset, publication.epoch)),
+          failed,
         );
+      } catch {
+        return undefined; // the general path words the error
       }
-      pending = store.append(topic, entry, historyLimits).then(async (appended) => {
-        if (!appended.published) {
-          const { published: _, ...plain } = appended;
-          await broker.publish(topicChannel(topic), { kind: 'publication', publication: plain, node: nodeId });
-        }
-        return { topic, offset: appended.offset, epoch: appended.epoch };
-      });
       count.inPublish?.inc();
     } else {
       count.inDirect?.inc();
-      pending = store
+      reply = store
         .enqueue(cmd.to, { from: session.identity, data: cmd.data, time: now() }, relayConfig.queueMaxCount)
-        .then((message) => directStored(cmd.to, message));
+        .then((message) => directStored(cmd.to, message))
+        .then((result) => finishIssued(session, { type: 'reply', id, ok: true, result }), failed);
     }
     session.running++;
-    const id = cmd.id;
-    return pending.then(
-      (result) => finishIssued(session, { type: 'reply', id, ok: true, result }),
-      (error) => finishIssued(session, errorReply(id, cmd.cmd, error)),
-    );
+    return reply;
   }
 
   function finishIssued(session: SessionState, reply: RelayReply): RelayReply {
+    doneRunning(session);
+    send(session, [reply]);
+    return reply;
+  }
+
+  /** A publish or send finished: wake the command waiting for all of them, if it is the last. */
+  function doneRunning(session: SessionState) {
     if (--session.running === 0 && session.idle) {
       const wake = session.idle;
       session.idle = undefined;
       wake();
     }
-    send(session, [reply]);
-    return reply;
   }
 
   /** The reply to a command that failed with `err` (logged and counted as `run` does). */

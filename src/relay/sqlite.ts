@@ -298,9 +298,9 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
 
   /**
    * Topics appended to in the open group commit: their new history segment (the publications of
-   * this commit, in offset order) and the count limit.
+   * this commit, in offset order: the last one holds the highest offset) and the bounds.
    */
-  const appended = new Map<string, { state: TopicState; high: number; maxCount: number; maxAgeMs: number; entries: SegmentEntry[] }>();
+  const appended = new Map<string, { state: TopicState; maxCount: number; maxAgeMs: number; entries: SegmentEntry[] }>();
   /** The queued job that the appends since the last commit share (see `appendLive`). */
   let appendJob: Promise<void> | undefined;
 
@@ -359,8 +359,8 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
     // bounds exactly meanwhile). A quarter of the topics touched may trim in one commit, so when
     // every topic is due at every commit each is still trimmed every fourth commit.
     const due: { topic: string; state: TopicState; cut: number; newest: number; age: boolean; urgency: number }[] = [];
-    for (const [topic, { state, high, maxCount, maxAgeMs, entries }] of appended) {
-      const newest = entries[entries.length - 1]![3];
+    for (const [topic, { state, maxCount, maxAgeMs, entries }] of appended) {
+      const [high, , , newest] = entries[entries.length - 1]!;
       q.segmentInsert.run(topic, entries[0]![0], high, newest, segmentJson(entries));
       q.topicBump.run(high, state.epoch, topic);
       // Age trimming at most once a second per topic.
@@ -495,11 +495,10 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
     const pending = appended.get(topic);
     const row: SegmentEntry = [offset, entry.from, entry.data, entry.time];
     if (pending) {
-      if (offset > pending.high) pending.high = offset;
       pending.maxCount = limits.maxCount;
       pending.maxAgeMs = limits.maxAgeMs;
       pending.entries.push(row);
-    } else appended.set(topic, { state, high: offset, maxCount: limits.maxCount, maxAgeMs: limits.maxAgeMs, entries: [row] });
+    } else appended.set(topic, { state, maxCount: limits.maxCount, maxAgeMs: limits.maxAgeMs, entries: [row] });
     // Every append until the next commit shares one job (its rows are in `appended`): one
     // promise per group commit rather than per publication.
     appendJob ??= write(() => undefined) as Promise<void>;
