@@ -8,8 +8,9 @@
  * `appendLive` hands out an offset before the commit (the relay fans out at once); a start
  * after an unclean stop, or a failed commit, moves topics to a new epoch so no offset is reused.
  *
- * Tables: `topics` (epoch, last offset), `segments` (history: one row per topic per group commit
- * holding that commit's publications of the topic, indexed by topic and last offset), `dm` (per-recipient queue,
+ * Tables: `topics` (number, epoch, last offset), `topic_segments` (history: one row per topic per
+ * group commit holding that commit's publications of the topic, indexed by the topic's number and
+ * last offset), `dm` (per-recipient queue,
  * ids from one AUTOINCREMENT sequence, so increasing per recipient), `dm_counts`, `cursors`,
  * `kv` (namespaced, with expiry), `series` (time series).
  */
@@ -79,6 +80,48 @@ interface DmRow {
   from_id: string;
   data: string;
   time: number;
+}
+
+/**
+ * Brings history written by earlier versions into `topic_segments`, once, in one transaction:
+ * the `history` table (one row per publication) and the `segments` table (segments keyed by the
+ * topic's name, which put the name in every index entry: a commit over 32 topics touched about
+ * 60 pages where keying by the topic's number touches about 45). Topics get their number
+ * (`topics.id`); a topic that has history but no `topics` row gets one, in a new epoch.
+ */
+function migrateHistory(db: Database) {
+  const columns = db.query<{ name: string }, []>('PRAGMA table_info(topics)').all();
+  if (!columns.some((c) => c.name === 'id')) db.exec('ALTER TABLE topics ADD COLUMN id INTEGER');
+  const has = (table: string) => db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== null;
+  const legacy = has('history');
+  const named = has('segments');
+  const unnumbered = db.query<{ topic: string }, []>('SELECT topic FROM topics WHERE id IS NULL ORDER BY topic');
+  if (!legacy && !named && unnumbered.get() === null) return;
+  db.transaction(() => {
+    if (legacy) {
+      db.exec(`INSERT OR IGNORE INTO topics (topic, epoch, last_offset)
+        SELECT topic, lower(hex(randomblob(6))), max(offset) FROM history GROUP BY topic`);
+    }
+    if (named) {
+      db.exec(`INSERT OR IGNORE INTO topics (topic, epoch, last_offset)
+        SELECT topic, lower(hex(randomblob(6))), max(last_offset) FROM segments GROUP BY topic`);
+    }
+    let last = db.query<{ n: number }, []>('SELECT coalesce(max(id), 0) AS n FROM topics').get()!.n;
+    const number = db.query('UPDATE topics SET id = ? WHERE topic = ?');
+    for (const { topic } of unnumbered.all()) number.run(++last, topic);
+    if (legacy) {
+      db.exec(`INSERT INTO topic_segments (topic_id, first_offset, last_offset, last_time, entries)
+        SELECT t.id, h.offset, h.offset, h.time, json_array(json_array(h.offset, h.from_id, h.data, h.time))
+        FROM history h JOIN topics t ON t.topic = h.topic ORDER BY h.topic, h.offset`);
+      db.exec('DROP TABLE history');
+    }
+    if (named) {
+      db.exec(`INSERT INTO topic_segments (topic_id, first_offset, last_offset, last_time, entries)
+        SELECT t.id, s.first_offset, s.last_offset, s.last_time, s.entries
+        FROM segments s JOIN topics t ON t.topic = s.topic ORDER BY s.id`);
+      db.exec('DROP TABLE segments');
+    }
+  }).immediate();
 }
 
 /** The store's own kv row: present while a process has the file open (see the unclean-start check). */
@@ -171,9 +214,9 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
     }
   }
   db.exec(`
-    CREATE TABLE IF NOT EXISTS topics (topic TEXT PRIMARY KEY, epoch TEXT NOT NULL, last_offset INTEGER NOT NULL, trimmed_at INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
-    CREATE TABLE IF NOT EXISTS segments (id INTEGER PRIMARY KEY, topic TEXT NOT NULL, first_offset INTEGER NOT NULL, last_offset INTEGER NOT NULL, last_time INTEGER NOT NULL, entries TEXT NOT NULL);
-    CREATE UNIQUE INDEX IF NOT EXISTS segments_topic ON segments (topic, last_offset);
+    CREATE TABLE IF NOT EXISTS topics (topic TEXT PRIMARY KEY, epoch TEXT NOT NULL, last_offset INTEGER NOT NULL, trimmed_at INTEGER NOT NULL DEFAULT 0, id INTEGER) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS topic_segments (id INTEGER PRIMARY KEY, topic_id INTEGER NOT NULL, first_offset INTEGER NOT NULL, last_offset INTEGER NOT NULL, last_time INTEGER NOT NULL, entries TEXT NOT NULL);
+    CREATE UNIQUE INDEX IF NOT EXISTS topic_segments_key ON topic_segments (topic_id, last_offset);
     CREATE TABLE IF NOT EXISTS dm (id INTEGER PRIMARY KEY AUTOINCREMENT, recipient TEXT NOT NULL, from_id TEXT NOT NULL, data TEXT NOT NULL, time INTEGER NOT NULL);
     CREATE INDEX IF NOT EXISTS dm_recipient ON dm (recipient, id);
     CREATE TABLE IF NOT EXISTS dm_counts (recipient TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
@@ -182,40 +225,31 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
     CREATE TABLE IF NOT EXISTS series (name TEXT NOT NULL, time INTEGER NOT NULL, value REAL NOT NULL, PRIMARY KEY (name, time)) WITHOUT ROWID;
   `);
 
-  // Files written before history segments kept one `history` row per publication: move them
-  // into one-entry segments, once.
-  const legacy = db.query<{ name: string }, []>("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'history'").get();
-  if (legacy) {
-    db.transaction(() => {
-      db.exec(`INSERT INTO segments (topic, first_offset, last_offset, last_time, entries)
-        SELECT topic, offset, offset, time, json_array(json_array(offset, from_id, data, time)) FROM history ORDER BY topic, offset`);
-      db.exec('DROP TABLE history');
-    }).immediate();
-  }
+  migrateHistory(db);
 
   const q = {
-    topicGet: db.query<{ epoch: string; last_offset: number; trimmed_at: number }, [string]>(
-      'SELECT epoch, last_offset, trimmed_at FROM topics WHERE topic = ?',
+    topicGet: db.query<{ epoch: string; last_offset: number; trimmed_at: number; id: number }, [string]>(
+      'SELECT epoch, last_offset, trimmed_at, id FROM topics WHERE topic = ?',
     ),
-    topicInsert: db.query('INSERT OR IGNORE INTO topics (topic, epoch, last_offset) VALUES (?, ?, 0)'),
+    topicInsert: db.query('INSERT OR IGNORE INTO topics (topic, epoch, last_offset, id) VALUES (?, ?, 0, ?)'),
     topicBump: db.query('UPDATE topics SET last_offset = ?, epoch = ? WHERE topic = ?'),
     topicTrimmed: db.query('UPDATE topics SET trimmed_at = ? WHERE topic = ?'),
     segmentInsert: db.query(
-      'INSERT INTO segments (topic, first_offset, last_offset, last_time, entries) VALUES (?, ?, ?, ?, ?)',
+      'INSERT INTO topic_segments (topic_id, first_offset, last_offset, last_time, entries) VALUES (?, ?, ?, ?, ?)',
     ),
     // Whole segments only; reads drop the older entries of a segment that is partly past a bound.
-    segmentTrimCount: db.query('DELETE FROM segments WHERE topic = ? AND last_offset <= ?'),
+    segmentTrimCount: db.query('DELETE FROM topic_segments WHERE topic_id = ? AND last_offset <= ?'),
     // From the oldest segment up to the first one still young enough: the index walk stops
     // there, instead of reading every segment of the topic (segment times grow with offsets; a
     // segment older than a younger one before it, after a clock step back, waits for the next
     // trim, and reads filter by age per entry).
     segmentTrimAge: db.query(
-      `DELETE FROM segments WHERE topic = ?1 AND last_offset < coalesce(
-         (SELECT last_offset FROM segments WHERE topic = ?1 AND last_time >= ?2 ORDER BY last_offset LIMIT 1),
+      `DELETE FROM topic_segments WHERE topic_id = ?1 AND last_offset < coalesce(
+         (SELECT last_offset FROM topic_segments WHERE topic_id = ?1 AND last_time >= ?2 ORDER BY last_offset LIMIT 1),
          9007199254740991)`,
     ),
-    segmentsSince: db.query<SegmentRow, [string, number, number]>(
-      'SELECT entries FROM segments WHERE topic = ? AND last_offset > ? AND last_time >= ? ORDER BY last_offset',
+    segmentsSince: db.query<SegmentRow, [number, number, number]>(
+      'SELECT entries FROM topic_segments WHERE topic_id = ? AND last_offset > ? AND last_time >= ? ORDER BY last_offset',
     ),
     dmCount: db.query<{ n: number }, [string]>('SELECT n FROM dm_counts WHERE recipient = ?'),
     dmCountAdd: db.query(
@@ -252,10 +286,11 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
     ),
   };
 
+  let lastTopicId = db.query<{ n: number }, []>('SELECT coalesce(max(id), 0) AS n FROM topics').get()!.n;
   function topicRow(topic: string) {
     let row = q.topicGet.get(topic);
     if (!row) {
-      q.topicInsert.run(topic, newEpoch());
+      q.topicInsert.run(topic, newEpoch(), ++lastTopicId);
       row = q.topicGet.get(topic)!;
     }
     return row;
@@ -277,6 +312,8 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
    * be ahead of the disk until the group commit).
    */
   interface TopicState {
+    /** The topic's number in `topics.id`: history segments are keyed by it, not by the name. */
+    id: number;
     epoch: string;
     last_offset: number;
     trimmed_at: number;
@@ -290,7 +327,7 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
     let state = topicStates.get(topic);
     if (!state) {
       const row = topicRow(topic);
-      state = { epoch: row.epoch, last_offset: row.last_offset, trimmed_at: row.trimmed_at, epochDirty: false, trimmed_to: 0 };
+      state = { id: row.id, epoch: row.epoch, last_offset: row.last_offset, trimmed_at: row.trimmed_at, epochDirty: false, trimmed_to: 0 };
       topicStates.set(topic, state);
     }
     return state;
@@ -361,7 +398,7 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
     const due: { topic: string; state: TopicState; cut: number; newest: number; age: boolean; urgency: number }[] = [];
     for (const [topic, { state, maxCount, maxAgeMs, entries }] of appended) {
       const [high, , , newest] = entries[entries.length - 1]!;
-      q.segmentInsert.run(topic, entries[0]![0], high, newest, segmentJson(entries));
+      q.segmentInsert.run(state.id, entries[0]![0], high, newest, segmentJson(entries));
       q.topicBump.run(high, state.epoch, topic);
       // Age trimming at most once a second per topic.
       if (newest - state.trimmed_at >= 1_000) {
@@ -378,11 +415,11 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
     for (let i = 0; i < due.length && i < budget; i++) {
       const { topic, state, cut, newest, age } = due[i]!;
       if (age) {
-        q.segmentTrimAge.run(topic, cut);
+        q.segmentTrimAge.run(state.id, cut);
         q.topicTrimmed.run(newest, topic);
         state.trimmed_at = newest;
       } else {
-        q.segmentTrimCount.run(topic, cut);
+        q.segmentTrimCount.run(state.id, cut);
         state.trimmed_to = cut;
       }
     }
@@ -524,7 +561,7 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
         const after = Math.max(since, state.last_offset - maxCount);
         const oldest = at - maxAgeMs;
         const publications: Publication[] = [];
-        for (const row of q.segmentsSince.iterate(topic, after, oldest)) {
+        for (const row of q.segmentsSince.iterate(state.id, after, oldest)) {
           for (const [offset, from, data, time] of JSON.parse(row.entries) as SegmentEntry[]) {
             if (offset <= after || time < oldest) continue;
             publications.push({ topic, offset, epoch: state.epoch, from, data, time });

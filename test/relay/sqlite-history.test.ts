@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { createSqliteStore } from '../../src/relay/sqlite.ts';
 
 const from = 'f'.repeat(64);
+/** History rows of the file, by topic name (segments are keyed by the topic's number). */
+const SEGMENTS = 'topic_segments s JOIN topics t ON t.id = s.topic_id';
 const tempPath = () => join(mkdtempSync(join(tmpdir(), 'ssc-seg-')), 'relay.sqlite');
 const read = (store: ReturnType<typeof createSqliteStore>, topic: string, since: number, extra: { limit?: number; maxCount?: number; maxAgeMs?: number; now?: number } = {}) =>
   store.readSince(topic, since, { limit: extra.limit ?? 1_000, maxCount: extra.maxCount ?? 1_000, maxAgeMs: extra.maxAgeMs ?? 3_600_000, now: extra.now ?? Date.now() });
@@ -25,7 +27,7 @@ describe('sqlite history segments', () => {
         await Promise.all(Array.from({ length: 10 }, (_, i) => store.append('public:seg', { from, data: `d${c * 10 + i}`, time: Date.now() }, limits)));
       }
       const db = new Database(path, { readonly: true });
-      const segments = db.query<{ n: number }, []>("SELECT count(*) AS n FROM segments WHERE topic = 'public:seg'").get()!.n;
+      const segments = db.query<{ n: number }, []>(`SELECT count(*) AS n FROM ${SEGMENTS} WHERE t.topic = 'public:seg'`).get()!.n;
       db.close();
       // 4 written, the oldest dropped whole by the count trim (its last offset 10 ≤ 40 − 25).
       expect(segments).toBe(3);
@@ -90,6 +92,56 @@ describe('sqlite history segments', () => {
     expect(db.query("SELECT name FROM sqlite_master WHERE name = 'history'").get()).toBeNull();
     db.close();
   });
+
+  test('a file whose segments are keyed by topic name is moved to numbered topics at open', async () => {
+    const path = tempPath();
+    const old = new Database(path, { create: true });
+    old.exec(`
+      CREATE TABLE topics (topic TEXT PRIMARY KEY, epoch TEXT NOT NULL, last_offset INTEGER NOT NULL, trimmed_at INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+      CREATE TABLE segments (id INTEGER PRIMARY KEY, topic TEXT NOT NULL, first_offset INTEGER NOT NULL, last_offset INTEGER NOT NULL, last_time INTEGER NOT NULL, entries TEXT NOT NULL);
+      CREATE UNIQUE INDEX segments_topic ON segments (topic, last_offset);
+      CREATE TABLE kv (ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, expires INTEGER NOT NULL, PRIMARY KEY (ns, key)) WITHOUT ROWID;
+    `);
+    const t = Date.now();
+    const segment = (topic: string, offsets: number[]) =>
+      old
+        .query('INSERT INTO segments (topic, first_offset, last_offset, last_time, entries) VALUES (?, ?, ?, ?, ?)')
+        .run(topic, offsets[0]!, offsets.at(-1)!, t, JSON.stringify(offsets.map((o) => [o, from, `${topic}#${o}`, t])));
+    old.query("INSERT INTO topics VALUES ('public:a', 'aaaaaaaaaaaa', 5, 0)").run();
+    old.query("INSERT INTO topics VALUES ('public:b', 'bbbbbbbbbbbb', 2, 0)").run();
+    segment('public:a', [1, 2, 3]);
+    segment('public:b', [1, 2]);
+    segment('public:a', [4, 5]);
+    // History without a topics row (never written so, but a file may be damaged): kept, new epoch.
+    segment('public:orphan', [1]);
+    old.close();
+
+    const store = createSqliteStore({ path });
+    try {
+      const a = await read(store, 'public:a', 0);
+      expect(a.position).toEqual({ epoch: 'aaaaaaaaaaaa', offset: 5 });
+      expect(a.publications.map((p) => p.data)).toEqual([1, 2, 3, 4, 5].map((o) => `public:a#${o}`));
+      const b = await read(store, 'public:b', 1);
+      expect(b.publications.map((p) => [p.offset, p.data, p.epoch])).toEqual([[2, 'public:b#2', 'bbbbbbbbbbbb']]);
+      const orphan = await read(store, 'public:orphan', 0);
+      expect(orphan.position.offset).toBe(1);
+      expect(orphan.position.epoch).toMatch(/^[0-9a-f]{12}$/);
+      expect(orphan.publications.map((p) => p.data)).toEqual(['public:orphan#1']);
+      // New topics and appends continue with distinct numbers and the old offsets.
+      const limits = { maxCount: 1_000, maxAgeMs: 3_600_000 };
+      expect(await store.append('public:a', { from, data: 'a6', time: t }, limits)).toMatchObject({ offset: 6, epoch: 'aaaaaaaaaaaa' });
+      await store.append('public:c', { from, data: 'c1', time: t }, limits);
+      expect((await read(store, 'public:c', 0)).publications.map((p) => p.data)).toEqual(['c1']);
+      expect((await read(store, 'public:a', 4)).publications.map((p) => p.data)).toEqual(['public:a#5', 'a6']);
+    } finally {
+      await store.close();
+    }
+    const db = new Database(path, { readonly: true });
+    expect(db.query("SELECT name FROM sqlite_master WHERE name = 'segments'").get()).toBeNull();
+    const ids = db.query<{ id: number }, []>('SELECT id FROM topics ORDER BY id').all().map((r) => r.id);
+    expect(ids).toEqual([1, 2, 3, 4]);
+    db.close();
+  });
   test('the age trim drops expired segments from the oldest up to the first young one', async () => {
     const path = tempPath();
     const store = createSqliteStore({ path });
@@ -102,7 +154,7 @@ describe('sqlite history segments', () => {
         await Promise.all(Array.from({ length: 3 }, (_, i) => store.append('public:aged', { from, data: `c${c}.${i}`, time }, limits)));
       }
       const db = new Database(path, { readonly: true });
-      const rows = db.query<{ first_offset: number }, []>("SELECT first_offset FROM segments WHERE topic = 'public:aged' ORDER BY first_offset").all();
+      const rows = db.query<{ first_offset: number }, []>(`SELECT s.first_offset FROM ${SEGMENTS} WHERE t.topic = 'public:aged' ORDER BY s.first_offset`).all();
       db.close();
       expect(rows.map((r) => r.first_offset)).toEqual([7]);
       expect((await read(store, 'public:aged', 0, { maxAgeMs: 10_000, now: t })).publications.map((p) => p.data)).toEqual(['c2.0', 'c2.1', 'c2.2']);
@@ -118,7 +170,7 @@ describe('sqlite history segments', () => {
     const topics = Array.from({ length: 12 }, (_, i) => `public:spread-${i}`);
     const segmentsPerTopic = () => {
       const db = new Database(path, { readonly: true });
-      const rows = db.query<{ topic: string; n: number }, []>('SELECT topic, count(*) AS n FROM segments GROUP BY topic').all();
+      const rows = db.query<{ topic: string; n: number }, []>(`SELECT t.topic, count(*) AS n FROM ${SEGMENTS} GROUP BY t.topic`).all();
       db.close();
       return new Map(rows.map((r) => [r.topic, r.n]));
     };
