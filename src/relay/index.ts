@@ -888,12 +888,24 @@ export function createRelay(options: RelayOptions): Relay {
    * pipelined); any other command waits for everything sent before it, and everything sent after
    * it waits for it.
    */
-  async function handle(session: SessionState, input: unknown): Promise<RelayReply> {
-    const parsed = parse(input);
-    const kind = parsed.cmd?.cmd;
+  function handle(session: SessionState, input: unknown): Promise<RelayReply> {
+    // Not async: the hot path (`issueNow`) returns the store's promise itself, without an async
+    // function's promise and frame around it per command.
+    try {
+      const parsed = parse(input);
+      const kind = parsed.cmd?.cmd;
+      if (kind === 'publish' || kind === 'send') {
+        const fast = issueNow(session, parsed.cmd as Extract<RelayCommand, { cmd: 'publish' | 'send' }>);
+        if (fast) return fast;
+      }
+      return handleQueued(session, parsed, kind);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  async function handleQueued(session: SessionState, parsed: ReturnType<typeof parse>, kind: RelayCommand['cmd'] | undefined): Promise<RelayReply> {
     if (kind === 'publish' || kind === 'send') {
-      const fast = issueNow(session, parsed.cmd as Extract<RelayCommand, { cmd: 'publish' | 'send' }>);
-      if (fast) return fast;
       if (session.barrier) await session.barrier;
       session.running++;
       try {
