@@ -8,8 +8,10 @@
  * as few frames as fit (several events travel as one JSON array, a batch), all of them sealed for
  * every recipient in one batch AEAD call (`sealMany`), and each connection's frames go out in one
  * corked write.
- * Frames that arrive once the channel is open are opened and handed to the relay synchronously,
- * without a promise per frame; byte counters are added up per turn, not per frame.
+ * Frames that arrive on open WebSocket channels during a turn are opened together at its end,
+ * with one batch AEAD call (`openMany`: the same checks as `Session.open`), and handed to the
+ * relay in arrival order without a promise per frame; byte counters are added up per turn, not
+ * per frame.
  */
 import type { Logger } from 'pino';
 import {
@@ -19,6 +21,8 @@ import {
   encodeClose,
   FrameType,
   type HandshakeDriver,
+  type OpenedFrame,
+  openMany,
   type Session,
   sealMany,
 } from '../channel/index.ts';
@@ -63,6 +67,7 @@ export interface ConnectionDeps {
   /** Identity for clients that prove none: derived from their Noise static key when they have one. */
   anonymousIdentity(staticKey: Uint8Array | undefined, connectionId: string): string;
   sealer: FanoutSealer;
+  inbox: FrameInbox;
 }
 
 /** A sealing job: one event batch for one connection. */
@@ -208,6 +213,51 @@ export class FanoutSealer {
   }
 }
 
+/**
+ * Frames that arrive on open channels during one event-loop turn (a burst of commands from many
+ * connections), opened together at its end with one batch AEAD call and handed to the relay in
+ * arrival order. Each frame is first checked against the frame limits (before any crypto, as
+ * one at a time); `openMany` applies the header, replay-window and tag checks of `Session.open`
+ * frame by frame and keeps each session's frames in order. The sealer's flush follows at once,
+ * so the replies and fan-out the frames cause leave in the same turn.
+ */
+export class FrameInbox {
+  private frames: { connection: ChannelConnection; frame: Uint8Array }[] = [];
+  private scheduled = false;
+  private readonly run = () => this.flush();
+
+  constructor(
+    private readonly aead: BatchAead,
+    private readonly sealer: FanoutSealer,
+  ) {}
+
+  push(connection: ChannelConnection, frame: Uint8Array): void {
+    this.frames.push({ connection, frame });
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(this.run);
+  }
+
+  /** Opens and hands over everything queued now. */
+  flush(): void {
+    this.scheduled = false;
+    const frames = this.frames;
+    if (frames.length === 0) return;
+    this.frames = [];
+    const requests: { session: Session; frame: Uint8Array }[] = [];
+    const owners: ChannelConnection[] = [];
+    for (const { connection, frame } of frames) {
+      const session = connection.admitFrame(frame);
+      if (!session) continue;
+      requests.push({ session, frame });
+      owners.push(connection);
+    }
+    const opened = requests.length > 0 ? openMany(this.aead, requests) : [];
+    for (let i = 0; i < opened.length; i++) owners[i]!.acceptOpened(opened[i]!);
+    this.sealer.flush();
+  }
+}
+
 /** Whether two event lists hold the same event objects in the same order. */
 function sameEvents(a: readonly RelayEvent[], b: readonly RelayEvent[]): boolean {
   if (a.length !== b.length) return false;
@@ -233,6 +283,12 @@ export class ChannelConnection {
   /** Events handed over this turn, while the sealer gathers them (null otherwise). */
   pendingEvents: RelayEvent[] | null = null;
   private closed = false;
+  /** Inbox: frames are admitted (cleared once one passes a frame limit). */
+  private admitting = true;
+  /** A frame ended the channel: frames after it are not handed over (its end is pending). */
+  private refused = false;
+  /** The end a frame called for, run after the turn (see `endAfterTurn`). */
+  private pendingEnd: (() => void) | undefined;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private windowStart = Date.now();
   private framesInWindow = 0;
@@ -277,15 +333,10 @@ export class ChannelConnection {
    */
   receive(bytes: Uint8Array): Promise<void> {
     if (this.queued === 0 && this.session !== null) {
-      // Open channel, nothing queued before this frame: handle it now, no promise per frame.
-      // The relay orders a connection's publishes and sends itself; replies carry request ids.
-      if (this.closed) return DONE;
-      try {
-        const handled = this.frame(bytes);
-        if (handled) handled.then(undefined, this.onRelayFailure);
-      } catch (error) {
-        this.fail(error);
-      }
+      // Open channel, nothing queued before this frame: into this turn's inbox (opened in one
+      // batch with the turn's other frames), no promise per frame. The relay orders a
+      // connection's publishes and sends itself; replies carry request ids.
+      if (!this.closed) this.deps.inbox.push(this, bytes);
       return DONE;
     }
     this.queued++;
@@ -398,6 +449,7 @@ export class ChannelConnection {
    * its answer follows the command; WebSocket does not) or undefined when no command ran.
    */
   private frame(bytes: Uint8Array): Promise<unknown> | undefined {
+    if (this.refused) return undefined;
     const limited = this.countFrames(1);
     if (limited) return limited;
     this.deps.sealer.received(bytes.length);
@@ -412,13 +464,63 @@ export class ChannelConnection {
     return this.relaySession!.handlePayload(plaintext, this.admitBatch);
   }
 
+  /**
+   * The inbox's first step for a frame: the frame limits, before any crypto. Returns the session
+   * to open it with, or null when it is dropped (the channel is closed, or the limit closed it).
+   */
+  admitFrame(bytes: Uint8Array): Session | null {
+    if (this.closed || !this.admitting || this.session === null) return null;
+    const scope = this.overLimit(1);
+    if (scope) {
+      // Frames admitted before this one are still handed over (in this flush); none after it.
+      this.admitting = false;
+      this.endAfterTurn(() => void this.rateLimited(scope).then(undefined, this.onRelayFailure));
+      return null;
+    }
+    this.deps.sealer.received(bytes.length);
+    return this.session;
+  }
+
+  /** The inbox's second step: the opened frame, or the error `Session.open` threw for it. */
+  acceptOpened(opened: OpenedFrame | Error): void {
+    if (this.closed || this.refused) return;
+    if (opened instanceof Error) {
+      this.refuse(() => this.fail(opened));
+      return;
+    }
+    if (opened.type === FrameType.CLOSE) {
+      const { code, reason } = decodeClose(opened.plaintext);
+      this.refuse(() => this.close(code >= 1000 && code < 5000 ? code : 1000, reason, false));
+      return;
+    }
+    if (opened.type !== RELAY_FRAME) {
+      const error = new ChannelError('FRAME_INVALID', `unknown frame type ${opened.type}`);
+      this.refuse(() => this.fail(error));
+      return;
+    }
+    try {
+      const handled = this.relaySession!.handlePayload(opened.plaintext, this.admitBatch);
+      if (handled) handled.then(undefined, this.onRelayFailure);
+    } catch (error) {
+      this.refuse(() => this.fail(error));
+    }
+  }
+
+  /** A frame ends the channel: nothing after it is handed over; the end follows the turn. */
+  private refuse(end: () => void): void {
+    this.refused = true;
+    this.admitting = false;
+    this.endAfterTurn(end, true);
+  }
+
   private admitFn: ((commands: number) => boolean) | undefined;
   private get admitBatch(): (commands: number) => boolean {
     this.admitFn ??= (commands) => {
       if (commands <= 1) return true;
-      const limited = this.countFrames(commands - 1);
-      if (!limited) return true;
-      limited.then(undefined, () => undefined); // the channel is already closed
+      const scope = this.overLimit(commands - 1);
+      if (!scope) return true;
+      // None of the batch's commands run; the channel ends after the turn (see `endAfterTurn`).
+      this.refuse(() => void this.rateLimited(scope).then(undefined, () => undefined));
       return false;
     };
     return this.admitFn;
@@ -429,6 +531,12 @@ export class ChannelConnection {
    * channel is closed (4029) and the promise of the suspicion report is returned.
    */
   private countFrames(n: number): Promise<unknown> | undefined {
+    const scope = this.overLimit(n);
+    return scope ? this.rateLimited(scope) : undefined;
+  }
+
+  /** Counts `n` frames against the connection's and the identity's windows; the limit passed, if one is. */
+  private overLimit(n: number): 'frame' | 'identity' | undefined {
     const now = Date.now();
     if (now - this.windowStart >= this.deps.windowMs) {
       this.windowStart = now;
@@ -437,11 +545,34 @@ export class ChannelConnection {
     this.framesInWindow += n;
     const overConnection = this.framesInWindow > this.deps.framesPerWindow;
     if (!overConnection && this.deps.identityFrame(this.identity!, n)) return undefined;
-    const scope = overConnection ? 'frame' : 'identity';
+    return overConnection ? 'frame' : 'identity';
+  }
+
+  /** A frame limit passed: counted, audited, the channel closed (4029); returns the suspicion report. */
+  private rateLimited(scope: 'frame' | 'identity'): Promise<unknown> {
     this.deps.metrics.rateLimited.inc({ scope });
     this.deps.audit({ event: 'rate_limit.hit', scope, connection: this.id, identity: this.identity, source: this.source });
     this.close(4029, 'RATE_LIMITED');
     return this.deps.limits.suspicious(this.source, `rate_limit.${scope}`);
+  }
+
+  /**
+   * A frame from the inbox ends the channel (a limit passed, a frame refused, a CLOSE): `end`
+   * runs after this turn's microtasks, so the replies to the frames before it are queued by then
+   * and go out before the CLOSE frame — as when each frame was handled on arrival, with
+   * microtasks run in between. `first`: this frame came before the one that scheduled the
+   * pending end (a refusal found while handing over frames that passed the limit check), so its
+   * end replaces that one.
+   */
+  private endAfterTurn(end: () => void, first = false): void {
+    const scheduled = this.pendingEnd !== undefined;
+    if (!scheduled || first) this.pendingEnd = end;
+    if (scheduled) return;
+    setImmediate(() => {
+      const run = this.pendingEnd;
+      this.pendingEnd = undefined;
+      if (!this.closed) run?.();
+    });
   }
 
   /** Writes this turn's sealed frames (one corked write on WebSocket). */
@@ -494,8 +625,13 @@ export class ChannelConnection {
    */
   close(code: number, reason: string, notifyPeer = true): void {
     if (this.closed) return;
-    // Events already given to the transport go out before the CLOSE frame.
-    if (this.session) this.deps.sealer.flush();
+    // Frames that arrived before the close are handled (as they were when each was handled on
+    // arrival), and events already given to the transport go out before the CLOSE frame.
+    if (this.session) {
+      this.deps.inbox.flush();
+      if (this.closed) return;
+      this.deps.sealer.flush();
+    }
     if (notifyPeer && this.session) {
       try {
         const frame = this.session.seal(FrameType.CLOSE, encodeClose(code, reason));

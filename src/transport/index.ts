@@ -33,7 +33,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import { type Relay, SLOW_CONSUMER_CLOSE } from '../relay/index.ts';
 import { clientAddress } from '../security/http.ts';
 import type { SecurityLimits } from '../security/limits.ts';
-import { ChannelConnection, type ConnectionDeps, FanoutSealer, type Wire } from './connection.ts';
+import { ChannelConnection, type ConnectionDeps, FanoutSealer, FrameInbox, type Wire } from './connection.ts';
 
 export { ChannelConnection, FanoutSealer, RELAY_FRAME, type Wire } from './connection.ts';
 
@@ -117,6 +117,7 @@ export function createTransport(options: TransportOptions) {
   const log = logger.child({ component: 'network' });
   const connections = new Map<string, ChannelConnection>();
   const sealer = new FanoutSealer(options.batchAead, metrics);
+  const inbox = new FrameInbox(options.batchAead, sealer);
   const policy = responderPolicyFromConfig(config.channel);
   // Per-identity frame windows (this node); expired windows are swept with the HTTP channels.
   const identityWindows = new Map<string, { start: number; count: number }>();
@@ -143,6 +144,7 @@ export function createTransport(options: TransportOptions) {
     },
     windowMs,
     sealer,
+    inbox,
     // A client without an ML-DSA identity is named by its Noise static key (stable while it keeps
     // the key), or per connection when the pattern has none (NK).
     anonymousIdentity: (staticKey, connectionId) =>

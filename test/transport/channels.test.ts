@@ -261,6 +261,46 @@ describe('WebSocket channels', () => {
     ws.send(buf(frame));
     expect((await closed).code).toBe(4003);
   });
+
+  test('frames of many channels in one burst (opened in one batch): a replay or a forgery closes only its channel, the rest run in order', async () => {
+    const opened = async () => {
+      const raw = await rawChannel();
+      await raw.driver.readMessage(await raw.next());
+      raw.ws.send(buf(await raw.driver.writeMessage()));
+      const session = raw.driver.session();
+      const ping = (id: number) => session.seal(0x10, new TextEncoder().encode(JSON.stringify({ id, cmd: 'ping' })));
+      // The channel is open once the server answers a first ping.
+      raw.ws.send(buf(ping(0)));
+      expect(eventsOf(session.open(await raw.next()).plaintext)[0]).toMatchObject({ type: 'reply', id: 0, ok: true });
+      return { ...raw, session, ping };
+    };
+    const replaying = await opened();
+    const forging = await opened();
+    const honest = await Promise.all([opened(), opened()]);
+    // One synchronous stretch: the server reads these in one or a few turns, many channels each.
+    const replayed = replaying.ping(1);
+    const forged = forging.ping(1);
+    forged[forged.length - 1] ^= 1;
+    for (let id = 1; id <= 20; id++) {
+      for (const h of honest) h.ws.send(buf(h.ping(id)));
+      if (id === 3) {
+        replaying.ws.send(buf(replayed));
+        replaying.ws.send(buf(replayed));
+        forging.ws.send(buf(forged));
+      }
+    }
+    expect((await replaying.closed).code).toBe(4003);
+    expect((await forging.closed).code).toBe(4004);
+    for (const h of honest) {
+      const ids: number[] = [];
+      while (ids.length < 20) for (const event of eventsOf(h.session.open(await h.next()).plaintext)) ids.push(event.id);
+      expect(ids).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+      // Still open: a later ping is answered.
+      h.ws.send(buf(h.ping(21)));
+      expect(eventsOf(h.session.open(await h.next()).plaintext)[0]).toMatchObject({ type: 'reply', id: 21, ok: true });
+      h.ws.close();
+    }
+  });
 });
 
 describe('HTTP channels', () => {
