@@ -19,7 +19,6 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, fdatasync, mkdirSync, openSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { dirname } from 'node:path';
-import { jsonString } from './protocol.ts';
 import {
   type AppendResult,
   type BackendHealth,
@@ -65,15 +64,6 @@ interface SegmentRow {
 /** One publication inside a history segment. */
 type SegmentEntry = [offset: number, from: string, data: string, time: number];
 
-/** `JSON.stringify(entries)`, written directly (every group commit writes one per topic). */
-function segmentJson(entries: SegmentEntry[]): string {
-  let out = '[';
-  for (let i = 0; i < entries.length; i++) {
-    const [offset, from, data, time] = entries[i]!;
-    out += `${i > 0 ? ',' : ''}[${offset},${jsonString(from)},${jsonString(data)},${time}]`;
-  }
-  return `${out}]`;
-}
 interface DmRow {
   id: number;
   recipient: string;
@@ -398,7 +388,7 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
     const due: { topic: string; state: TopicState; cut: number; newest: number; age: boolean; urgency: number }[] = [];
     for (const [topic, { state, maxCount, maxAgeMs, entries }] of appended) {
       const [high, , , newest] = entries[entries.length - 1]!;
-      q.segmentInsert.run(state.id, entries[0]![0], high, newest, segmentJson(entries));
+      q.segmentInsert.run(state.id, entries[0]![0], high, newest, JSON.stringify(entries));
       q.topicBump.run(high, state.epoch, topic);
       // Age trimming at most once a second per topic.
       if (newest - state.trimmed_at >= 1_000) {
