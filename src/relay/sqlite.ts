@@ -674,7 +674,12 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
       if (worker) {
         await Promise.race([
           new Promise<void>((resolve) => {
-            worker.onmessage = () => resolve();
+            // Only `stopped` means its connection is closed: a `behind` already on its way must
+            // not let the store close (and the worker be terminated) with that connection open,
+            // which left the file locked for the next connection in this process.
+            worker.onmessage = (event: MessageEvent) => {
+              if ((event.data as { type?: string })?.type === 'stopped') resolve();
+            };
             worker.postMessage({ type: 'stop' });
           }),
           new Promise((resolve) => setTimeout(resolve, 1_000)),
