@@ -260,6 +260,12 @@ export function createRelay(options: RelayOptions): Relay {
   const topicHigh = new Map<string, { epoch: string; offset: number }>();
   /** Topics being resynced → live publications held meanwhile. */
   const resyncing = new Map<string, Publication[]>();
+  /**
+   * Topic → the offsets its last resync delivered from the store, (after, upTo] in one epoch.
+   * Their live envelopes may still be on the way (the read can overtake them): when they arrive
+   * after the resync they are not delivered twice.
+   */
+  const resynced = new Map<string, { epoch: string; after: number; upTo: number }>();
   let resyncs = 0;
   let closed = false;
 
@@ -395,8 +401,13 @@ export function createRelay(options: RelayOptions): Relay {
 
   function livePublication(publication: Publication) {
     const held = resyncing.get(publication.topic);
-    if (held) held.push(publication);
-    else onPublication(publication.topic, publication);
+    if (held) {
+      held.push(publication);
+      return;
+    }
+    const done = resynced.get(publication.topic);
+    if (done && done.epoch === publication.epoch && publication.offset > done.after && publication.offset <= done.upTo) return;
+    onPublication(publication.topic, publication);
   }
 
   function brokerHandler(envelope: BrokerEnvelope) {
@@ -448,7 +459,10 @@ export function createRelay(options: RelayOptions): Relay {
 
   function leaveTopic(topic: string, session: SessionState) {
     leaveLocal(topics, topic, topicChannel(topic), session);
-    if (!topics.has(topic)) topicHigh.delete(topic);
+    if (!topics.has(topic)) {
+      topicHigh.delete(topic);
+      resynced.delete(topic);
+    }
   }
 
   // ---- direct-message backlog ----------------------------------------------------------------
@@ -538,6 +552,8 @@ export function createRelay(options: RelayOptions): Relay {
           });
           if (page.position.epoch === high.epoch) {
             for (const publication of page.publications) onPublication(topic, publication);
+            const last = page.publications.at(-1);
+            if (last) resynced.set(topic, { epoch: high.epoch, after: high.offset, upTo: last.offset });
           }
           break;
         } catch (error) {
