@@ -105,7 +105,7 @@ describe('unclean exit [sqlite]', () => {
       process.exit(0);
     `;
     const child = Bun.spawnSync([process.execPath, '-e', script], { stdout: 'pipe', stderr: 'pipe' });
-    expect(child.exitCode).toBe(0);
+    if (child.exitCode !== 0) throw new Error(`child exited with ${child.exitCode} (signal ${child.signalCode}): ${child.stderr.toString().slice(-2_000)}`);
     const before = JSON.parse(child.stdout.toString().trim()) as { epoch: string; offset: number };
     expect(before.offset).toBe(3);
 
