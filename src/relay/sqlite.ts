@@ -10,9 +10,8 @@
  *
  * Tables: `topics` (number, epoch, last offset), `topic_segments` (history: one row per topic per
  * group commit holding that commit's publications of the topic, indexed by the topic's number and
- * last offset), `dm` (per-recipient queue,
- * ids from one AUTOINCREMENT sequence, so increasing per recipient), `dm_counts`, `cursors`,
- * `kv` (namespaced, with expiry), `series` (time series).
+ * last offset), `dm` (per-recipient queue, ids from one AUTOINCREMENT sequence, so increasing per
+ * recipient), `dm_counts`, `cursors`, `kv` (namespaced, with expiry), `series` (time series).
  */
 import { Database } from 'bun:sqlite';
 import { randomBytes } from 'node:crypto';

@@ -252,8 +252,25 @@ export class FrameInbox {
       requests.push({ session, frame });
       owners.push(connection);
     }
-    const opened = requests.length > 0 ? openMany(this.aead, requests) : [];
-    for (let i = 0; i < opened.length; i++) owners[i]!.acceptOpened(opened[i]!);
+    if (requests.length === 0) {
+      this.sealer.flush();
+      return;
+    }
+    let opened: (OpenedFrame | Error)[];
+    try {
+      opened = openMany(this.aead, requests);
+    } catch {
+      // The batch call itself failed (it changes no session state before it returns): each
+      // frame is opened alone instead, its own error going to its own channel.
+      opened = requests.map(({ session, frame }) => {
+        try {
+          return session.open(frame);
+        } catch (error) {
+          return error as Error;
+        }
+      });
+    }
+    for (let i = 0; i < requests.length; i++) owners[i]!.acceptOpened(opened[i]!);
     this.sealer.flush();
   }
 }
@@ -484,21 +501,14 @@ export class ChannelConnection {
   /** The inbox's second step: the opened frame, or the error `Session.open` threw for it. */
   acceptOpened(opened: OpenedFrame | Error): void {
     if (this.closed || this.refused) return;
-    if (opened instanceof Error) {
-      this.refuse(() => this.fail(opened));
-      return;
-    }
-    if (opened.type === FrameType.CLOSE) {
-      const { code, reason } = decodeClose(opened.plaintext);
-      this.refuse(() => this.close(code >= 1000 && code < 5000 ? code : 1000, reason, false));
-      return;
-    }
-    if (opened.type !== RELAY_FRAME) {
-      const error = new ChannelError('FRAME_INVALID', `unknown frame type ${opened.type}`);
-      this.refuse(() => this.fail(error));
-      return;
-    }
     try {
+      if (opened instanceof Error) throw opened;
+      if (opened.type === FrameType.CLOSE) {
+        const { code, reason } = decodeClose(opened.plaintext);
+        this.refuse(() => this.close(code >= 1000 && code < 5000 ? code : 1000, reason, false));
+        return;
+      }
+      if (opened.type !== RELAY_FRAME) throw new ChannelError('FRAME_INVALID', `unknown frame type ${opened.type}`);
       const handled = this.relaySession!.handlePayload(opened.plaintext, this.admitBatch);
       if (handled) handled.then(undefined, this.onRelayFailure);
     } catch (error) {
