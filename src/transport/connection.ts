@@ -252,17 +252,17 @@ export class FrameInbox {
       requests.push({ session, frame });
       owners.push(connection);
     }
-    if (requests.length === 0) {
-      this.sealer.flush();
-      return;
-    }
-    let opened: (OpenedFrame | Error)[];
+    const opened = requests.length > 0 ? this.openAll(requests) : [];
+    for (let i = 0; i < opened.length; i++) owners[i]!.acceptOpened(opened[i]!);
+    this.sealer.flush();
+  }
+
+  /** One batch call; if the call itself fails (it changes no session state), each frame alone. */
+  private openAll(requests: { session: Session; frame: Uint8Array }[]): (OpenedFrame | Error)[] {
     try {
-      opened = openMany(this.aead, requests);
+      return openMany(this.aead, requests);
     } catch {
-      // The batch call itself failed (it changes no session state before it returns): each
-      // frame is opened alone instead, its own error going to its own channel.
-      opened = requests.map(({ session, frame }) => {
+      return requests.map(({ session, frame }) => {
         try {
           return session.open(frame);
         } catch (error) {
@@ -270,8 +270,6 @@ export class FrameInbox {
         }
       });
     }
-    for (let i = 0; i < requests.length; i++) owners[i]!.acceptOpened(opened[i]!);
-    this.sealer.flush();
   }
 }
 
@@ -300,8 +298,6 @@ export class ChannelConnection {
   /** Events handed over this turn, while the sealer gathers them (null otherwise). */
   pendingEvents: RelayEvent[] | null = null;
   private closed = false;
-  /** Inbox: frames are admitted (cleared once one passes a frame limit). */
-  private admitting = true;
   /** A frame ended the channel: frames after it are not handed over (its end is pending). */
   private refused = false;
   /** The end a frame called for, run after the turn (see `endAfterTurn`). */
@@ -471,14 +467,23 @@ export class ChannelConnection {
     if (limited) return limited;
     this.deps.sealer.received(bytes.length);
     const { type, plaintext } = this.session!.open(bytes);
-    if (type === FrameType.CLOSE) {
-      const { code, reason } = decodeClose(plaintext);
-      this.close(code >= 1000 && code < 5000 ? code : 1000, reason, false);
+    const payload = this.relayPayload(type, plaintext);
+    if (!(payload instanceof Uint8Array)) {
+      this.close(payload.code, payload.reason, false);
       return undefined;
     }
-    if (type !== RELAY_FRAME) throw new ChannelError('FRAME_INVALID', `unknown frame type ${type}`);
     // A batch counts as many frames as it carries commands (the frame itself was counted above).
-    return this.relaySession!.handlePayload(plaintext, this.admitBatch);
+    return this.relaySession!.handlePayload(payload, this.admitBatch);
+  }
+
+  /** An opened frame's relay payload, or the close it asks for; throws FRAME_INVALID for other types. */
+  private relayPayload(type: number, plaintext: Uint8Array): Uint8Array | { code: number; reason: string } {
+    if (type === FrameType.CLOSE) {
+      const { code, reason } = decodeClose(plaintext);
+      return { code: code >= 1000 && code < 5000 ? code : 1000, reason };
+    }
+    if (type !== RELAY_FRAME) throw new ChannelError('FRAME_INVALID', `unknown frame type ${type}`);
+    return plaintext;
   }
 
   /**
@@ -486,11 +491,11 @@ export class ChannelConnection {
    * to open it with, or null when it is dropped (the channel is closed, or the limit closed it).
    */
   admitFrame(bytes: Uint8Array): Session | null {
-    if (this.closed || !this.admitting || this.session === null) return null;
+    // A pending end (a limit passed, a frame refused) admits nothing more.
+    if (this.closed || this.pendingEnd || this.session === null) return null;
     const scope = this.overLimit(1);
     if (scope) {
       // Frames admitted before this one are still handed over (in this flush); none after it.
-      this.admitting = false;
       this.endAfterTurn(() => void this.rateLimited(scope).then(undefined, this.onRelayFailure));
       return null;
     }
@@ -503,13 +508,12 @@ export class ChannelConnection {
     if (this.closed || this.refused) return;
     try {
       if (opened instanceof Error) throw opened;
-      if (opened.type === FrameType.CLOSE) {
-        const { code, reason } = decodeClose(opened.plaintext);
-        this.refuse(() => this.close(code >= 1000 && code < 5000 ? code : 1000, reason, false));
+      const payload = this.relayPayload(opened.type, opened.plaintext);
+      if (!(payload instanceof Uint8Array)) {
+        this.refuse(() => this.close(payload.code, payload.reason, false));
         return;
       }
-      if (opened.type !== RELAY_FRAME) throw new ChannelError('FRAME_INVALID', `unknown frame type ${opened.type}`);
-      const handled = this.relaySession!.handlePayload(opened.plaintext, this.admitBatch);
+      const handled = this.relaySession!.handlePayload(payload, this.admitBatch);
       if (handled) handled.then(undefined, this.onRelayFailure);
     } catch (error) {
       this.refuse(() => this.fail(error));
@@ -519,7 +523,6 @@ export class ChannelConnection {
   /** A frame ends the channel: nothing after it is handed over; the end follows the turn. */
   private refuse(end: () => void): void {
     this.refused = true;
-    this.admitting = false;
     this.endAfterTurn(end, true);
   }
 
