@@ -21,10 +21,10 @@ import type { BenchContext, BenchResult, BenchRow, Benchmark } from './types.ts'
 const TICKS = 100; // USER_HZ on Linux
 const IDLE_SETTLE_MS = 12_000;
 
-/** utime + stime of a process, in seconds. */
-function cpuSeconds(pid: number): number {
+/** utime + stime of a process (or, with `thread`, of its thread of that id), in seconds. */
+function cpuSeconds(pid: number, thread?: number): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(fields[11]) + Number(fields[12])) / TICKS;
   } catch {
@@ -194,6 +194,8 @@ interface LoadResult {
   /** Publish sent → its reply (the worst generator's). */
   replyLatencyMs: { p50: number; p99: number };
   serverCpu: number;
+  /** The busiest server node's main thread (its event loop), in cores. */
+  serverLoopCpu: number;
   loadCpu: number;
   errors: string[];
 }
@@ -232,11 +234,15 @@ async function runShape(
     await Promise.all(procs.map((p) => p.waitFor('measure', 60_000)));
     const pids = [...deployment.nodes.map((n) => n.pid), ...deployment.helpers];
     const started = performance.now();
-    const cpu0 = pids.map(cpuSeconds);
+    const cpu0 = pids.map((pid) => cpuSeconds(pid));
+    const nodePids = deployment.nodes.map((n) => n.pid);
+    const loop0 = nodePids.map((pid) => cpuSeconds(pid, pid));
     const done = await Promise.all(procs.map((p) => p.waitFor('done', options.durationMs + 60_000)));
     const seconds = (performance.now() - started) / 1000;
-    const cpu1 = pids.map(cpuSeconds);
+    const cpu1 = pids.map((pid) => cpuSeconds(pid));
+    const loop1 = nodePids.map((pid) => cpuSeconds(pid, pid));
     const serverCpu = cpu1.reduce((sum, c, i) => sum + (c - cpu0[i]!), 0) / seconds;
+    const serverLoopCpu = Math.max(...loop1.map((c, i) => (c - loop0[i]!) / seconds));
     type Done = {
       deliveredPerSecond: number;
       publishedPerSecond: number;
@@ -260,6 +266,7 @@ async function runShape(
         p99: Math.max(...results.map((r) => r.replyLatencyMs.p99)),
       },
       serverCpu,
+      serverLoopCpu,
       loadCpu: results.reduce((s, r) => s + r.cpu, 0),
       errors: results.flatMap((r) => r.errors),
     };
@@ -349,13 +356,13 @@ const bench: Benchmark = {
           const top = halfRate > 0 ? undefined : await runShape(deployment, shape, { loadgens, warmupMs, durationMs, rate: fixed > 0 ? fixed : undefined });
           if (top) {
             ctx.log(
-              `${deployment.name} ${shape.name} peak: ${Math.round(top.deliveredPerSecond)} delivered/s, server ${round(top.serverCpu)} cores, load ${round(top.loadCpu)}, reply p50/p99 ${round(top.replyLatencyMs.p50)}/${round(top.replyLatencyMs.p99)} ms${top.errors.length ? `, errors: ${top.errors.join('; ')}` : ''}`,
+              `${deployment.name} ${shape.name} peak: ${Math.round(top.deliveredPerSecond)} delivered/s, server ${round(top.serverCpu)} cores (loop ${round(top.serverLoopCpu)}), load ${round(top.loadCpu)}, reply p50/p99 ${round(top.replyLatencyMs.p50)}/${round(top.replyLatencyMs.p99)} ms${top.errors.length ? `, errors: ${top.errors.join('; ')}` : ''}`,
             );
             peak.set(`${deployment.name}/${shape.name}`, top);
           }
           const paced = await runShape(deployment, shape, { loadgens, warmupMs, durationMs, rate: top ? top.publishedPerSecond / 2 : halfRate });
           ctx.log(
-            `${deployment.name} ${shape.name} half: ${Math.round(paced.deliveredPerSecond)} delivered/s, server ${round(paced.serverCpu)} cores, load ${round(paced.loadCpu)}, p50/p99 ${round(paced.latencyMs.p50)}/${round(paced.latencyMs.p99)} ms, reply p50/p99 ${round(paced.replyLatencyMs.p50)}/${round(paced.replyLatencyMs.p99)} ms`,
+            `${deployment.name} ${shape.name} half: ${Math.round(paced.deliveredPerSecond)} delivered/s, server ${round(paced.serverCpu)} cores (loop ${round(paced.serverLoopCpu)}), load ${round(paced.loadCpu)}, p50/p99 ${round(paced.latencyMs.p50)}/${round(paced.latencyMs.p99)} ms, reply p50/p99 ${round(paced.replyLatencyMs.p50)}/${round(paced.replyLatencyMs.p99)} ms`,
           );
           half.set(`${deployment.name}/${shape.name}`, paced);
         }
@@ -379,11 +386,13 @@ const bench: Benchmark = {
           'vs plain': base ? round(top.deliveredPerSecond / base.deliveredPerSecond) : Number.NaN,
           'vs plain batched': baseBatched ? round(top.deliveredPerSecond / baseBatched.deliveredPerSecond) : Number.NaN,
           'server CPU': round(top.serverCpu),
+          'server loop CPU': round(top.serverLoopCpu),
           // Server efficiency, whatever bound the run: deliveries per second per busy server core.
           'delivered/server-core-s': Math.round(top.deliveredPerSecond / top.serverCpu),
           'loadgen CPU': round(top.loadCpu),
           'p50 ms @½': round(paced.latencyMs.p50, 3),
           'p99 ms @½': round(paced.latencyMs.p99, 3),
+          'server loop CPU @½': round(paced.serverLoopCpu),
           'p999 ms @½': round(paced.latencyMs.p999, 3),
           'p99 ms @peak': round(top.latencyMs.p99, 2),
         });
@@ -442,7 +451,7 @@ const bench: Benchmark = {
       notes: [
         `delivered/s counts publications opened by subscribers (fan-out N: N deliveries per publish); peak = closed loop, each publisher keeps ${window} publishes unanswered`,
         '@½ = open loop at half of that deployment\'s peak publish rate; latency = publish sent → publication opened, one clock (publisher and subscribers share a load-generator process)',
-        'CPU in cores (1.0 = one core busy) over the measured window; server CPU includes redis-server for the Redis set-up; this box has 2 cores shared by servers and load generators; a loadgen CPU near 1.0 per process means the run was bound by the load generator',
+        'CPU in cores (1.0 = one core busy) over the measured window; server CPU includes redis-server for the Redis set-up; this box has 2 cores shared by servers and load generators; a loadgen CPU near 1.0 per process means the run was bound by the load generator; server loop CPU = the main thread of the busiest node (event loop) alone, near 1.0 when the event loop binds',
         'delivered/server-core-s = delivered/s ÷ server CPU: what one busy server core delivers (the secure server also spends time blocked in its SQLite commit fsync, which this does not count)',
         'plain baseline: Bun.serve WebSocket relay speaking the same JSON without encryption, store or validation; fan-out with one server.publish per message (uWS topic); one WebSocket message per command and per event',
         'plain batched: the same plain relay, the load generator batching each connection\'s commands of one turn into one message (a JSON array) as it does against the secure relay; the plain relay answers a batch with one reply message and one server.publish per topic',

@@ -57,11 +57,56 @@ export interface SqliteStoreOptions {
 }
 
 interface SegmentRow {
-  /** JSON: `[[offset, from, data, time], …]` in offset order. */
+  first_offset: number;
+  /** JSON, see {@link segmentText}. */
   entries: string;
 }
 /** One publication inside a history segment. */
 type SegmentEntry = [offset: number, from: string, data: string, time: number];
+
+/**
+ * The stored text of a segment. Its offsets follow one another from the row's `first_offset`
+ * (one topic's appends of one group commit), so they are not written; each sender is written
+ * once; times are written as the difference to the first one:
+ * `{"t":firstTime,"f":[from, …],"e":[fromIndex, time − firstTime, data, …]}`. For 128-byte
+ * payloads from one sender that is ~180 bytes per publication against ~260 for a full
+ * `[offset, from, data, time]` each (32 topics, 1,000 publications kept each, 235 per commit:
+ * the file 12.8 → 10.0 MB). Segments whose offsets do not follow one another (none are written so) and
+ * those of earlier versions are `[[offset, from, data, time], …]`; reads take both.
+ */
+export function segmentText(entries: readonly SegmentEntry[]): string {
+  const first = entries[0]!;
+  const t0 = first[3];
+  const froms: string[] = [];
+  const flat: (number | string)[] = new Array(entries.length * 3);
+  let lastFrom = '';
+  let lastIndex = -1;
+  for (let i = 0; i < entries.length; i++) {
+    const [offset, from, data, time] = entries[i]!;
+    if (offset !== first[0] + i) return JSON.stringify(entries);
+    if (from !== lastFrom) {
+      lastIndex = froms.indexOf(from);
+      if (lastIndex < 0) lastIndex = froms.push(from) - 1;
+      lastFrom = from;
+    }
+    flat[i * 3] = lastIndex;
+    flat[i * 3 + 1] = time - t0;
+    flat[i * 3 + 2] = data;
+  }
+  return JSON.stringify({ t: t0, f: froms, e: flat });
+}
+
+/** The entries of a stored segment (either form of {@link segmentText}). */
+export function segmentEntries(text: string, firstOffset: number): SegmentEntry[] {
+  const value = JSON.parse(text) as SegmentEntry[] | { t: number; f: string[]; e: (number | string)[] };
+  if (Array.isArray(value)) return value;
+  const { t, f, e } = value;
+  const out: SegmentEntry[] = new Array(e.length / 3);
+  for (let i = 0; i < out.length; i++) {
+    out[i] = [firstOffset + i, f[e[i * 3] as number]!, e[i * 3 + 2] as string, t + (e[i * 3 + 1] as number)];
+  }
+  return out;
+}
 
 interface DmRow {
   id: number;
@@ -238,7 +283,7 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
          9007199254740991)`,
     ),
     segmentsSince: db.query<SegmentRow, [number, number, number]>(
-      'SELECT entries FROM topic_segments WHERE topic_id = ? AND last_offset > ? AND last_time >= ? ORDER BY last_offset',
+      'SELECT first_offset, entries FROM topic_segments WHERE topic_id = ? AND last_offset > ? AND last_time >= ? ORDER BY last_offset',
     ),
     dmCount: db.query<{ n: number }, [string]>('SELECT n FROM dm_counts WHERE recipient = ?'),
     dmCountAdd: db.query(
@@ -387,7 +432,7 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
     const due: { topic: string; state: TopicState; cut: number; newest: number; age: boolean; urgency: number }[] = [];
     for (const [topic, { state, maxCount, maxAgeMs, entries }] of appended) {
       const [high, , , newest] = entries[entries.length - 1]!;
-      q.segmentInsert.run(state.id, entries[0]![0], high, newest, JSON.stringify(entries));
+      q.segmentInsert.run(state.id, entries[0]![0], high, newest, segmentText(entries));
       q.topicBump.run(high, state.epoch, topic);
       // Age trimming at most once a second per topic.
       if (newest - state.trimmed_at >= 1_000) {
@@ -551,7 +596,7 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
         const oldest = at - maxAgeMs;
         const publications: Publication[] = [];
         for (const row of q.segmentsSince.iterate(state.id, after, oldest)) {
-          for (const [offset, from, data, time] of JSON.parse(row.entries) as SegmentEntry[]) {
+          for (const [offset, from, data, time] of segmentEntries(row.entries, row.first_offset)) {
             if (offset <= after || time < oldest) continue;
             publications.push({ topic, offset, epoch: state.epoch, from, data, time });
             if (publications.length >= limit) break;

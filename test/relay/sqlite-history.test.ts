@@ -7,7 +7,7 @@ import { describe, expect, test } from 'bun:test';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSqliteStore } from '../../src/relay/sqlite.ts';
+import { createSqliteStore, segmentEntries, segmentText } from '../../src/relay/sqlite.ts';
 
 const from = 'f'.repeat(64);
 /** History rows of the file, by topic name (segments are keyed by the topic's number). */
@@ -17,6 +17,48 @@ const read = (store: ReturnType<typeof createSqliteStore>, topic: string, since:
   store.readSince(topic, since, { limit: extra.limit ?? 1_000, maxCount: extra.maxCount ?? 1_000, maxAgeMs: extra.maxAgeMs ?? 3_600_000, now: extra.now ?? Date.now() });
 
 describe('sqlite history segments', () => {
+  test('the stored form: offsets from the row, senders once, times as differences; the full form still read', () => {
+    const other = 'e'.repeat(64);
+    const data = Buffer.from(new Uint8Array(128).map((_, i) => i * 7)).toString('base64');
+    const t = 1_764_000_000_000;
+    const entries: [number, string, string, number][] = Array.from({ length: 10 }, (_, i) => [41 + i, i % 3 === 2 ? other : from, `${data}${i}`, t + i * 3]);
+    const text = segmentText(entries);
+    expect(text.startsWith('{')).toBe(true);
+    expect(segmentEntries(text, 41)).toEqual(entries);
+    // Each sender once; no offsets; a quarter fewer bytes than the full form here (two senders).
+    expect(text.split(from).length - 1).toBe(1);
+    expect(text.split(other).length - 1).toBe(1);
+    expect(text.length).toBeLessThan(JSON.stringify(entries).length * 0.8);
+    // Offsets that do not follow one another keep the full form, and read back the same.
+    const gap = [entries[0]!, entries[2]!];
+    expect(segmentText(gap)).toBe(JSON.stringify(gap));
+    expect(segmentEntries(segmentText(gap), 41)).toEqual(gap);
+    // Segments written by earlier versions (the full form) are read as they are.
+    expect(segmentEntries(JSON.stringify(entries), 0)).toEqual(entries);
+  });
+
+  test('the store writes the short form and reads it back exactly', async () => {
+    const path = tempPath();
+    const store = createSqliteStore({ path });
+    const limits = { maxCount: 1_000, maxAgeMs: 3_600_000 };
+    try {
+      const t = Date.now();
+      await Promise.all(Array.from({ length: 6 }, (_, i) => store.append('public:short', { from: i % 2 ? from : 'a'.repeat(64), data: `s${i}`, time: t + i }, limits)));
+      const db = new Database(path, { readonly: true });
+      const rows = db.query<{ first_offset: number; entries: string }, []>(`SELECT s.first_offset, s.entries FROM ${SEGMENTS} WHERE t.topic = 'public:short'`).all();
+      db.close();
+      expect(rows).toHaveLength(1);
+      expect(rows[0]!.first_offset).toBe(1);
+      expect(JSON.parse(rows[0]!.entries)).toEqual({ t, f: ['a'.repeat(64), from], e: [0, 0, 's0', 1, 1, 's1', 0, 2, 's2', 1, 3, 's3', 0, 4, 's4', 1, 5, 's5'] });
+      const page = await read(store, 'public:short', 0);
+      expect(page.publications.map((p) => [p.offset, p.from, p.data, p.time])).toEqual(
+        Array.from({ length: 6 }, (_, i) => [i + 1, i % 2 ? from : 'a'.repeat(64), `s${i}`, t + i]),
+      );
+    } finally {
+      await store.close();
+    }
+  });
+
   test('reads start, stop and are bounded inside segments; every offset once, in order', async () => {
     const path = tempPath();
     const store = createSqliteStore({ path });
