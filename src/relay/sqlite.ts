@@ -166,6 +166,8 @@ const WAL_RESTART_FRAMES = 16_384;
 const OPEN_KEY = 'open';
 /** Fewest trim statements (count or age, one topic each) allowed per group commit; see `flush`. */
 const TRIMS_PER_COMMIT = 4;
+/** Longest wait for the checkpoint worker to close its connection when the store closes. */
+const WORKER_STOP_MS = 15_000;
 /** Longest pause of group commits while the checkpoint worker copies the WAL's tail. */
 const RESTART_PAUSE_MS = 100;
 
@@ -720,13 +722,18 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
           new Promise<void>((resolve) => {
             // Only `stopped` means its connection is closed: a `behind` already on its way must
             // not let the store close (and the worker be terminated) with that connection open,
-            // which left the file locked for the next connection in this process.
+            // which left the file locked for the next connection in this process. The wait is
+            // long because a worker still starting up (its module loads under a busy CPU) may
+            // open its connection late: terminated after opening it but before taking `stop`,
+            // its connection's locks stay with the process — the likely cause of a "database is
+            // locked" CI saw once with a 1 s bound, on a store closed 17 ms after it opened (not
+            // reproduced locally, with or without six busy loops beside the test).
             worker.onmessage = (event: MessageEvent) => {
               if ((event.data as { type?: string })?.type === 'stopped') resolve();
             };
             worker.postMessage({ type: 'stop' });
           }),
-          new Promise((resolve) => setTimeout(resolve, 1_000)),
+          new Promise((resolve) => setTimeout(resolve, WORKER_STOP_MS).unref?.()),
         ]);
         worker.terminate();
       }
