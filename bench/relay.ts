@@ -24,7 +24,8 @@ const IDLE_SETTLE_MS = 12_000;
 /** utime + stime of a process (or, with `thread`, of its thread of that id), in seconds. */
 function cpuSeconds(pid: number, thread?: number): number {
   try {
-    const stat = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8');
+    const path = thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`;
+    const stat = readFileSync(path, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(fields[11]) + Number(fields[12])) / TICKS;
   } catch {

@@ -71,25 +71,20 @@ type SegmentEntry = [offset: number, from: string, data: string, time: number];
  * `{"t":firstTime,"f":[from, …],"e":[fromIndex, time − firstTime, data, …]}`. For 128-byte
  * payloads from one sender that is ~180 bytes per publication against ~260 for a full
  * `[offset, from, data, time]` each (32 topics, 1,000 publications kept each, 235 per commit:
- * the file 12.8 → 10.0 MB). Segments whose offsets do not follow one another (none are written so) and
- * those of earlier versions are `[[offset, from, data, time], …]`; reads take both.
+ * the file 12.8 → 10.0 MB). Segments whose offsets do not follow one another (none are written
+ * so) and those of earlier versions are `[[offset, from, data, time], …]`; reads take both.
  */
 export function segmentText(entries: readonly SegmentEntry[]): string {
   const first = entries[0]!;
   const t0 = first[3];
   const froms: string[] = [];
   const flat: (number | string)[] = new Array(entries.length * 3);
-  let lastFrom = '';
-  let lastIndex = -1;
   for (let i = 0; i < entries.length; i++) {
     const [offset, from, data, time] = entries[i]!;
     if (offset !== first[0] + i) return JSON.stringify(entries);
-    if (from !== lastFrom) {
-      lastIndex = froms.indexOf(from);
-      if (lastIndex < 0) lastIndex = froms.push(from) - 1;
-      lastFrom = from;
-    }
-    flat[i * 3] = lastIndex;
+    let index = froms.indexOf(from);
+    if (index < 0) index = froms.push(from) - 1;
+    flat[i * 3] = index;
     flat[i * 3 + 1] = time - t0;
     flat[i * 3 + 2] = data;
   }

@@ -13,6 +13,15 @@ const from = 'f'.repeat(64);
 /** History rows of the file, by topic name (segments are keyed by the topic's number). */
 const SEGMENTS = 'topic_segments s JOIN topics t ON t.id = s.topic_id';
 const tempPath = () => join(mkdtempSync(join(tmpdir(), 'ssc-seg-')), 'relay.sqlite');
+/** Rows of a query on the file, through a read-only connection of its own. */
+const fileRows = <T,>(path: string, sql: string): T[] => {
+  const db = new Database(path, { readonly: true });
+  try {
+    return db.query<T, []>(sql).all();
+  } finally {
+    db.close();
+  }
+};
 const read = (store: ReturnType<typeof createSqliteStore>, topic: string, since: number, extra: { limit?: number; maxCount?: number; maxAgeMs?: number; now?: number } = {}) =>
   store.readSince(topic, since, { limit: extra.limit ?? 1_000, maxCount: extra.maxCount ?? 1_000, maxAgeMs: extra.maxAgeMs ?? 3_600_000, now: extra.now ?? Date.now() });
 
@@ -44,9 +53,7 @@ describe('sqlite history segments', () => {
     try {
       const t = Date.now();
       await Promise.all(Array.from({ length: 6 }, (_, i) => store.append('public:short', { from: i % 2 ? from : 'a'.repeat(64), data: `s${i}`, time: t + i }, limits)));
-      const db = new Database(path, { readonly: true });
-      const rows = db.query<{ first_offset: number; entries: string }, []>(`SELECT s.first_offset, s.entries FROM ${SEGMENTS} WHERE t.topic = 'public:short'`).all();
-      db.close();
+      const rows = fileRows<{ first_offset: number; entries: string }>(path, `SELECT s.first_offset, s.entries FROM ${SEGMENTS} WHERE t.topic = 'public:short'`);
       expect(rows).toHaveLength(1);
       expect(rows[0]!.first_offset).toBe(1);
       expect(JSON.parse(rows[0]!.entries)).toEqual({ t, f: ['a'.repeat(64), from], e: [0, 0, 's0', 1, 1, 's1', 0, 2, 's2', 1, 3, 's3', 0, 4, 's4', 1, 5, 's5'] });
@@ -68,9 +75,7 @@ describe('sqlite history segments', () => {
       for (let c = 0; c < 4; c++) {
         await Promise.all(Array.from({ length: 10 }, (_, i) => store.append('public:seg', { from, data: `d${c * 10 + i}`, time: Date.now() }, limits)));
       }
-      const db = new Database(path, { readonly: true });
-      const segments = db.query<{ n: number }, []>(`SELECT count(*) AS n FROM ${SEGMENTS} WHERE t.topic = 'public:seg'`).get()!.n;
-      db.close();
+      const segments = fileRows<{ n: number }>(path, `SELECT count(*) AS n FROM ${SEGMENTS} WHERE t.topic = 'public:seg'`)[0]!.n;
       // 4 written, the oldest dropped whole by the count trim (its last offset 10 ≤ 40 − 25).
       expect(segments).toBe(3);
       // The count bound cuts the second segment: offsets 16..40 are kept.
@@ -195,9 +200,7 @@ describe('sqlite history segments', () => {
       for (const [c, time] of [t - 20_000, t - 15_000, t].entries()) {
         await Promise.all(Array.from({ length: 3 }, (_, i) => store.append('public:aged', { from, data: `c${c}.${i}`, time }, limits)));
       }
-      const db = new Database(path, { readonly: true });
-      const rows = db.query<{ first_offset: number }, []>(`SELECT s.first_offset FROM ${SEGMENTS} WHERE t.topic = 'public:aged' ORDER BY s.first_offset`).all();
-      db.close();
+      const rows = fileRows<{ first_offset: number }>(path, `SELECT s.first_offset FROM ${SEGMENTS} WHERE t.topic = 'public:aged' ORDER BY s.first_offset`);
       expect(rows.map((r) => r.first_offset)).toEqual([7]);
       expect((await read(store, 'public:aged', 0, { maxAgeMs: 10_000, now: t })).publications.map((p) => p.data)).toEqual(['c2.0', 'c2.1', 'c2.2']);
     } finally {
@@ -211,9 +214,7 @@ describe('sqlite history segments', () => {
     const limits = { maxCount: 5, maxAgeMs: 3_600_000 };
     const topics = Array.from({ length: 12 }, (_, i) => `public:spread-${i}`);
     const segmentsPerTopic = () => {
-      const db = new Database(path, { readonly: true });
-      const rows = db.query<{ topic: string; n: number }, []>(`SELECT t.topic, count(*) AS n FROM ${SEGMENTS} GROUP BY t.topic`).all();
-      db.close();
+      const rows = fileRows<{ topic: string; n: number }>(path, `SELECT t.topic, count(*) AS n FROM ${SEGMENTS} GROUP BY t.topic`);
       return new Map(rows.map((r) => [r.topic, r.n]));
     };
     try {
