@@ -17,7 +17,7 @@ declare const self: Worker;
 
 let db: Database | undefined;
 let timer: ReturnType<typeof setInterval> | undefined;
-let checkpoint: ReturnType<Database['prepare']> | undefined;
+let checkpoint: ReturnType<Database['query']> | undefined;
 
 self.onmessage = (event: MessageEvent) => {
   const msg = event.data as { type: 'start'; path: string; intervalMs: number } | { type: 'stop' } | { type: 'drain' };
@@ -26,7 +26,10 @@ self.onmessage = (event: MessageEvent) => {
     db.exec('PRAGMA busy_timeout = 1000');
     // FULL: the checkpoint fsyncs the WAL before copying and the database after.
     db.exec('PRAGMA synchronous = FULL');
-    checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
+    // `query`, not `prepare`: the connection's cached statements are finalized by `close`, while
+    // a `prepare`d one left unfinalized turns `close` into a zombie connection that keeps the
+    // file's descriptors and locks open in the process ("database is locked" for later opens).
+    checkpoint = db.query('PRAGMA wal_checkpoint(PASSIVE)');
     timer = setInterval(() => {
       try {
         const result = checkpoint?.get() as { busy: number; log: number } | null;

@@ -719,10 +719,8 @@ function openSqliteStore(options: SqliteStoreOptions): Store {
             // not let the store close (and the worker be terminated) with that connection open,
             // which left the file locked for the next connection in this process. The wait is
             // long because a worker still starting up (its module loads under a busy CPU) may
-            // open its connection late: terminated after opening it but before taking `stop`,
-            // its connection's locks stay with the process — the likely cause of a "database is
-            // locked" CI saw once with a 1 s bound, on a store closed 17 ms after it opened (not
-            // reproduced locally, with or without six busy loops beside the test).
+            // open its connection late, and terminated before it takes `stop` that connection
+            // would stay open.
             worker.onmessage = (event: MessageEvent) => {
               if ((event.data as { type?: string })?.type === 'stopped') resolve();
             };

@@ -14,6 +14,7 @@ import {
   RAW_LEVEL,
   type Sampler,
 } from '../../src/observability/history/index.ts';
+import { openFilesUnder } from '../helpers/fds.ts';
 
 const hour = 3_600_000;
 const day = 24 * hour;
@@ -127,6 +128,17 @@ for (const [name, make] of backends) {
     });
   });
 }
+
+test('the sqlite history store releases its file on close (every statement finalized)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ssc-history-close-'));
+  const store = createSqliteHistoryStore(join(dir, 'history.sqlite'));
+  await store.append([{ series: 'a', ts: 1000, value: 1 }], RAW_LEVEL);
+  await store.query(['a'], 0, 2000, RAW_LEVEL);
+  await store.seriesNames(RAW_LEVEL);
+  expect(openFilesUnder(dir)).toBeGreaterThan(0);
+  store.close();
+  expect(openFilesUnder(dir)).toBe(0);
+});
 
 describe('sampler', () => {
   test('rates, ratios and percentiles over the interval from registry deltas', async () => {

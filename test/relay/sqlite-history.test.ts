@@ -8,6 +8,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSqliteStore, segmentEntries, segmentText } from '../../src/relay/sqlite.ts';
+import { openFilesUnder } from '../helpers/fds.ts';
 
 const from = 'f'.repeat(64);
 /** History rows of the file, by topic name (segments are keyed by the topic's number). */
@@ -24,6 +25,24 @@ const fileRows = <T,>(path: string, sql: string): T[] => {
 };
 const read = (store: ReturnType<typeof createSqliteStore>, topic: string, since: number, extra: { limit?: number; maxCount?: number; maxAgeMs?: number; now?: number } = {}) =>
   store.readSince(topic, since, { limit: extra.limit ?? 1_000, maxCount: extra.maxCount ?? 1_000, maxAgeMs: extra.maxAgeMs ?? 3_600_000, now: extra.now ?? Date.now() });
+
+describe('sqlite store close', () => {
+  test('close releases the file: no connection of the store or its checkpoint worker stays open', async () => {
+    const path = tempPath();
+    const dir = join(path, '..');
+    const store = createSqliteStore({ path });
+    await store.append('public:close', { from, data: 'YQ==', time: Date.now() }, { maxCount: 10, maxAgeMs: 3_600_000 });
+    // The checkpoint worker has opened its connection and run a pass (every 250 ms).
+    await Bun.sleep(700);
+    expect(openFilesUnder(dir)).toBeGreaterThan(0);
+    await store.close();
+    expect(openFilesUnder(dir)).toBe(0);
+    // And the file opens again in this process.
+    const again = createSqliteStore({ path });
+    expect((await read(again, 'public:close', 0)).publications.map((p) => p.data)).toEqual(['YQ==']);
+    await again.close();
+  });
+});
 
 describe('sqlite history segments', () => {
   test('the stored form: offsets from the row, senders once, times as differences; the full form still read', () => {

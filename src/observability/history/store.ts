@@ -126,22 +126,24 @@ export function createSqliteHistoryStore(path: string): HistoryStore {
     series TEXT NOT NULL, res INTEGER NOT NULL, ts INTEGER NOT NULL, value REAL NOT NULL,
     PRIMARY KEY (res, series, ts)) WITHOUT ROWID`);
   db.exec('CREATE TABLE IF NOT EXISTS history_kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
-  const insert = db.prepare('INSERT OR REPLACE INTO history_samples (series, res, ts, value) VALUES ($series, $res, $ts, $value)');
+  // `query` (cached, finalized by `close`), not `prepare`, for every statement: see
+  // sqlite-checkpoint.ts.
+  const insert = db.query('INSERT OR REPLACE INTO history_samples (series, res, ts, value) VALUES ($series, $res, $ts, $value)');
   const insertMany = db.transaction((points: SamplePoint[], res: number) => {
     for (const p of points) insert.run({ series: p.series, res, ts: p.ts, value: p.value });
   });
-  const select = db.prepare<{ ts: number; value: number }, { res: number; series: string; from: number; to: number }>(
+  const select = db.query<{ ts: number; value: number }, { res: number; series: string; from: number; to: number }>(
     'SELECT ts, value FROM history_samples WHERE res = $res AND series = $series AND ts BETWEEN $from AND $to ORDER BY ts',
   );
-  const names = db.prepare<{ series: string }, { res: number }>('SELECT DISTINCT series FROM history_samples WHERE res = $res ORDER BY series');
-  const aggregate = db.prepare<unknown, { source: number; target: number; width: number; from: number; to: number }>(
+  const names = db.query<{ series: string }, { res: number }>('SELECT DISTINCT series FROM history_samples WHERE res = $res ORDER BY series');
+  const aggregate = db.query<unknown, { source: number; target: number; width: number; from: number; to: number }>(
     `INSERT OR REPLACE INTO history_samples (series, res, ts, value)
      SELECT series, $target, (ts / $width) * $width, avg(value) FROM history_samples
      WHERE res = $source AND ts >= $from AND ts < $to GROUP BY series, ts / $width`,
   );
-  const remove = db.prepare<unknown, { res: number; before: number }>('DELETE FROM history_samples WHERE res = $res AND ts < $before');
-  const kvGet = db.prepare<{ value: string }, { key: string }>('SELECT value FROM history_kv WHERE key = $key');
-  const kvSet = db.prepare<unknown, { key: string; value: string }>('INSERT OR REPLACE INTO history_kv (key, value) VALUES ($key, $value)');
+  const remove = db.query<unknown, { res: number; before: number }>('DELETE FROM history_samples WHERE res = $res AND ts < $before');
+  const kvGet = db.query<{ value: string }, { key: string }>('SELECT value FROM history_kv WHERE key = $key');
+  const kvSet = db.query<unknown, { key: string; value: string }>('INSERT OR REPLACE INTO history_kv (key, value) VALUES ($key, $value)');
   return {
     async append(points, res) {
       insertMany(points, res);
