@@ -11,6 +11,7 @@
  * busy, 1.0 = one core) so a run bound by the load generator shows as such.
  */
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Subprocess } from 'bun';
 import { startRedis } from '../test/helpers/redis.ts';
@@ -32,6 +33,14 @@ function cpuSeconds(pid: number, thread?: number): number {
     return Number.NaN;
   }
 }
+/** The whole machine's busy CPU time so far (every core, every process, kernel included), in seconds. */
+function machineBusySeconds(): number {
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal: busy = all but idle and iowait.
+  const total = cpu.slice(0, 8).reduce((a, b) => a + b, 0);
+  return (total - cpu[3]! - cpu[4]!) / TICKS;
+}
+const CORES = availableParallelism();
 function rssKiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN);
@@ -198,6 +207,8 @@ interface LoadResult {
   /** The busiest server node's main thread (its event loop), in cores. */
   serverLoopCpu: number;
   loadCpu: number;
+  /** The whole machine's busy cores over the window (servers, generators, kernel, anything else). */
+  machineCpu: number;
   errors: string[];
 }
 
@@ -238,10 +249,12 @@ async function runShape(
     const cpu0 = pids.map((pid) => cpuSeconds(pid));
     const nodePids = deployment.nodes.map((n) => n.pid);
     const loop0 = nodePids.map((pid) => cpuSeconds(pid, pid));
+    const machine0 = machineBusySeconds();
     const done = await Promise.all(procs.map((p) => p.waitFor('done', options.durationMs + 60_000)));
     const seconds = (performance.now() - started) / 1000;
     const cpu1 = pids.map((pid) => cpuSeconds(pid));
     const loop1 = nodePids.map((pid) => cpuSeconds(pid, pid));
+    const machineCpu = (machineBusySeconds() - machine0) / seconds;
     const serverCpu = cpu1.reduce((sum, c, i) => sum + (c - cpu0[i]!), 0) / seconds;
     const serverLoopCpu = Math.max(...loop1.map((c, i) => (c - loop0[i]!) / seconds));
     type Done = {
@@ -269,6 +282,7 @@ async function runShape(
       serverCpu,
       serverLoopCpu,
       loadCpu: results.reduce((s, r) => s + r.cpu, 0),
+      machineCpu,
       errors: results.flatMap((r) => r.errors),
     };
   } finally {
@@ -357,13 +371,13 @@ const bench: Benchmark = {
           const top = halfRate > 0 ? undefined : await runShape(deployment, shape, { loadgens, warmupMs, durationMs, rate: fixed > 0 ? fixed : undefined });
           if (top) {
             ctx.log(
-              `${deployment.name} ${shape.name} peak: ${Math.round(top.deliveredPerSecond)} delivered/s, server ${round(top.serverCpu)} cores (loop ${round(top.serverLoopCpu)}), load ${round(top.loadCpu)}, reply p50/p99 ${round(top.replyLatencyMs.p50)}/${round(top.replyLatencyMs.p99)} ms${top.errors.length ? `, errors: ${top.errors.join('; ')}` : ''}`,
+              `${deployment.name} ${shape.name} peak: ${Math.round(top.deliveredPerSecond)} delivered/s, server ${round(top.serverCpu)} cores (loop ${round(top.serverLoopCpu)}), load ${round(top.loadCpu)}, machine ${round(top.machineCpu)} of ${CORES}, reply p50/p99 ${round(top.replyLatencyMs.p50)}/${round(top.replyLatencyMs.p99)} ms${top.errors.length ? `, errors: ${top.errors.join('; ')}` : ''}`,
             );
             peak.set(`${deployment.name}/${shape.name}`, top);
           }
           const paced = await runShape(deployment, shape, { loadgens, warmupMs, durationMs, rate: top ? top.publishedPerSecond / 2 : halfRate });
           ctx.log(
-            `${deployment.name} ${shape.name} half: ${Math.round(paced.deliveredPerSecond)} delivered/s, server ${round(paced.serverCpu)} cores (loop ${round(paced.serverLoopCpu)}), load ${round(paced.loadCpu)}, p50/p99 ${round(paced.latencyMs.p50)}/${round(paced.latencyMs.p99)} ms, reply p50/p99 ${round(paced.replyLatencyMs.p50)}/${round(paced.replyLatencyMs.p99)} ms`,
+            `${deployment.name} ${shape.name} half: ${Math.round(paced.deliveredPerSecond)} delivered/s, server ${round(paced.serverCpu)} cores (loop ${round(paced.serverLoopCpu)}), load ${round(paced.loadCpu)}, machine ${round(paced.machineCpu)} of ${CORES}, p50/p99 ${round(paced.latencyMs.p50)}/${round(paced.latencyMs.p99)} ms, reply p50/p99 ${round(paced.replyLatencyMs.p50)}/${round(paced.replyLatencyMs.p99)} ms`,
           );
           half.set(`${deployment.name}/${shape.name}`, paced);
         }
@@ -391,9 +405,13 @@ const bench: Benchmark = {
           // Server efficiency, whatever bound the run: deliveries per second per busy server core.
           'delivered/server-core-s': Math.round(top.deliveredPerSecond / top.serverCpu),
           'loadgen CPU': round(top.loadCpu),
+          'machine CPU': round(top.machineCpu),
+          // What the whole box would deliver at this run's machine CPU per delivery, every core busy.
+          'box ceiling/s': Math.round((top.deliveredPerSecond * CORES) / top.machineCpu),
           'p50 ms @½': round(paced.latencyMs.p50, 3),
           'p99 ms @½': round(paced.latencyMs.p99, 3),
           'server loop CPU @½': round(paced.serverLoopCpu),
+          'machine CPU @½': round(paced.machineCpu),
           'p999 ms @½': round(paced.latencyMs.p999, 3),
           'p99 ms @peak': round(top.latencyMs.p99, 2),
         });
@@ -453,6 +471,7 @@ const bench: Benchmark = {
         `delivered/s counts publications opened by subscribers (fan-out N: N deliveries per publish); peak = closed loop, each publisher keeps ${window} publishes unanswered`,
         '@½ = open loop at half of that deployment\'s peak publish rate; latency = publish sent → publication opened, one clock (publisher and subscribers share a load-generator process)',
         'CPU in cores (1.0 = one core busy) over the measured window; server CPU includes redis-server for the Redis set-up; this box has 2 cores shared by servers and load generators; a loadgen CPU near 1.0 per process means the run was bound by the load generator; server loop CPU = the main thread of the busiest node (event loop) alone, near 1.0 when the event loop binds',
+        `machine CPU = busy cores of the whole box (${CORES} here: servers, load generators, kernel and anything else running) over the same window; box ceiling/s = delivered/s × ${CORES} ÷ machine CPU, what the box would deliver at that run's CPU per delivery with every core busy — a target above it cannot be met on this box without making the messages cheaper, whatever the scheduling`,
         'delivered/server-core-s = delivered/s ÷ server CPU: what one busy server core delivers (the secure server also spends time blocked in its SQLite commit fsync, which this does not count)',
         'plain baseline: Bun.serve WebSocket relay speaking the same JSON without encryption, store or validation; fan-out with one server.publish per message (uWS topic); one WebSocket message per command and per event',
         'plain batched: the same plain relay, the load generator batching each connection\'s commands of one turn into one message (a JSON array) as it does against the secure relay; the plain relay answers a batch with one reply message and one server.publish per topic',
