@@ -18,7 +18,7 @@
  * Protocol with the parent: the config comes as JSON in argv[2]; JSON lines on stdout
  * (`ready`, `measure`, `done` with the figures); `go` on stdin starts the run.
  */
-import { createInitiator, openMany, type Session } from '../src/channel/index.ts';
+import { BatchScratch, createInitiator, openMany, type Session } from '../src/channel/index.ts';
 import { createCrypto } from '../src/crypto/index.ts';
 
 export interface LoadGroup {
@@ -232,11 +232,13 @@ async function open(node: number, onPayload: (json: Buffer, at: number) => void)
 // AEAD call (`openMany`: the same header, replay-window and tag checks as `Session.open`).
 let inbox: { conn: Conn; session: Session; frame: Uint8Array }[] = [];
 let inboxScheduled = false;
+// The plaintexts are views of it, read before the next turn's batch (as the server's inbox).
+const openScratch = new BatchScratch();
 function openInbox() {
   inboxScheduled = false;
   const batch = inbox;
   inbox = [];
-  const opened = openMany(crypto!.chachaPoly, batch);
+  const opened = openMany(crypto!.chachaPoly, batch, openScratch);
   for (let i = 0; i < batch.length; i++) {
     const result = opened[i]!;
     if (result instanceof Error) {

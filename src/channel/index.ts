@@ -42,6 +42,7 @@ export {
 } from './protocols.ts';
 export { REPLAY_WINDOW_SIZE, ReplayWindow } from './replay-window.ts';
 export {
+  BatchScratch,
   decodeClose,
   encodeClose,
   FRAME_HEADER_BYTES,

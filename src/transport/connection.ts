@@ -15,6 +15,7 @@
  */
 import type { Logger } from 'pino';
 import {
+  BatchScratch,
   ChannelError,
   channelErrorStatus,
   decodeClose,
@@ -44,6 +45,11 @@ export interface Wire {
   send(bytes: Uint8Array): boolean;
   /** Sends frames in order as one write where the binding can (WebSocket: `ws.cork`). */
   sendMany?(frames: Uint8Array[]): boolean;
+  /**
+   * The wire holds on to the bytes after `send` returns (HTTP queues frames for the next poll).
+   * Wires that copy them before returning (WebSocket) are lent the sealer's reused buffer.
+   */
+  keepsFrames?: boolean;
   /** Closes the wire with a close code and reason (WebSocket semantics; HTTP ends the stream). */
   close(code: number, reason: string): void;
 }
@@ -92,6 +98,8 @@ export class FanoutSealer {
   private readonly bytesOutCounter;
   private readonly sealCounter;
   private readonly run = () => this.flush();
+  /** The turn's sealed frames: views of it until the end of `sealAndSend` (see `BatchScratch`). */
+  private readonly scratch = new BatchScratch();
 
   constructor(
     private readonly aead: BatchAead,
@@ -199,17 +207,29 @@ export class FanoutSealer {
       }
     }
     if (batched.length > 0) {
-      const frames = sealMany(this.aead, batched);
+      // Views of the scratch: written out below, before the next flush reuses it; a wire that
+      // keeps its frames (HTTP) gets copies.
+      const frames = sealMany(this.aead, batched, this.scratch);
       this.sealCounter.inc(frames.length);
       for (let i = 0; i < frames.length; i++) {
         const connection = targets[i]!;
         if (connection.outbox.length === 0) outgoing.push(connection);
-        connection.outbox.push(frames[i]!);
+        connection.outbox.push(connection.wire.keepsFrames ? frames[i]!.slice() : frames[i]!);
         bytesOut += frames[i]!.length;
       }
     }
     this.bytesOutCounter.inc(bytesOut);
-    for (const connection of outgoing) connection.flushOutbox();
+    let failed: unknown;
+    for (const connection of outgoing) {
+      try {
+        connection.flushOutbox();
+      } catch (error) {
+        // Every outbox is emptied now either way: no view of the scratch outlives this flush.
+        connection.outbox = [];
+        failed ??= error;
+      }
+    }
+    if (failed !== undefined) throw failed;
   }
 }
 
@@ -225,6 +245,11 @@ export class FrameInbox {
   private frames: { connection: ChannelConnection; frame: Uint8Array }[] = [];
   private scheduled = false;
   private readonly run = () => this.flush();
+  /**
+   * The turn's plaintexts: views of it while `flush` hands them over. The relay decodes a
+   * payload before `handlePayload` returns and keeps no reference to its bytes.
+   */
+  private readonly scratch = new BatchScratch();
 
   constructor(
     private readonly aead: BatchAead,
@@ -260,7 +285,7 @@ export class FrameInbox {
   /** One batch call; if the call itself fails (it changes no session state), each frame alone. */
   private openAll(requests: { session: Session; frame: Uint8Array }[]): (OpenedFrame | Error)[] {
     try {
-      return openMany(this.aead, requests);
+      return openMany(this.aead, requests, this.scratch);
     } catch {
       return requests.map(({ session, frame }) => {
         try {

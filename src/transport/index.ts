@@ -264,6 +264,8 @@ export function createTransport(options: TransportOptions) {
     let handshakeDone = false;
     const wire: Wire = {
       kind: 'http',
+      // Frames wait in the outbox for the next poll: the sealer hands this wire its own copies.
+      keepsFrames: true,
       send(bytes) {
         if (!handshakeDone) {
           replies.push(bytes);

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test';
 import type { AeadBatchItem, BatchAead } from '../../src/crypto/types.ts';
-import { ChannelError, FrameType, ReplayWindow, Session, openMany, sealMany, decodeClose, encodeClose, CHANNEL_ERROR_CODES, CHANNEL_ERROR_STATUS, channelErrorStatus } from '../../src/channel/index.ts';
+import { BatchScratch, ChannelError, FrameType, ReplayWindow, Session, openMany, sealMany, decodeClose, encodeClose, CHANNEL_ERROR_CODES, CHANNEL_ERROR_STATUS, channelErrorStatus } from '../../src/channel/index.ts';
 import { nobleSuite } from './fixtures.ts';
 
 const noble = nobleSuite();
@@ -267,6 +267,86 @@ describe('fan-out with the WASM batch AEAD', () => {
     for (let round = 0; round < 6; round++) {
       const frames = sealMany(wasm, pairs.map(({ a }) => ({ session: a, type: 0x40, plaintext: text(`round ${round}`) })));
       for (const [i, f] of frames.entries()) expect(str(pairs[i].b.open(f).plaintext)).toBe(`round ${round}`);
+    }
+  });
+});
+
+describe('batch calls into a reused scratch (BatchScratch)', () => {
+  async function wasmPairs(count: number) {
+    const { backendMixes } = await import('./backends.ts');
+    const wasm = backendMixes()[0].chachaPoly as BatchAead;
+    const mk = (i: number) => {
+      const k1 = new Uint8Array(32).fill(i);
+      const k2 = new Uint8Array(32).fill(i + 100);
+      const common = { handshakeHash: new Uint8Array(32), protocolName: 'test' };
+      return {
+        // Sender and receiver of the scratch path; `twin` receives the same frames through noble.
+        a: new Session({ ...common, aead: wasm, sendKey: k1, receiveKey: k2, initiator: true }),
+        b: new Session({ ...common, aead: wasm, sendKey: k2, receiveKey: k1, initiator: false }),
+        twin: new Session({ ...common, aead: noble.chachaPoly, sendKey: k2, receiveKey: k1, initiator: false }),
+      };
+    };
+    return { wasm, pairs: Array.from({ length: count }, (_, i) => mk(i + 1)) };
+  }
+
+  test('sealMany: the frames are views of the scratch, byte for byte the frames of a fresh buffer, and it grows to fit', async () => {
+    const { wasm, pairs } = await wasmPairs(8);
+    const { pairs: same } = await wasmPairs(8); // the same keys and counters, sealed without a scratch
+    const scratch = new BatchScratch(512);
+    for (const size of [10, 100, 1_000, 5_000]) {
+      const plaintext = (i: number) => text(`${i}:`.padEnd(size, 'x'));
+      const viaScratch = sealMany(wasm, pairs.map(({ a }, i) => ({ session: a, type: 0x40, plaintext: plaintext(i) })), scratch);
+      const fresh = sealMany(wasm, same.map(({ a }, i) => ({ session: a, type: 0x40, plaintext: plaintext(i) })));
+      expect(viaScratch.map((f) => [...f])).toEqual(fresh.map((f) => [...f]));
+      const fits = viaScratch.every((f) => f.buffer === scratch.out.buffer);
+      // 8 frames of 10 bytes (35 sealed) fit in 512 bytes; larger calls do not until the scratch has grown.
+      if (size === 10) expect(fits).toBe(true);
+      for (const [i, f] of viaScratch.entries()) expect(str(pairs[i]!.twin.open(f).plaintext)).toBe(str(plaintext(i)));
+    }
+    // After the 5,000-byte call the scratch holds 8 such frames: the same call now writes into it.
+    expect(scratch.out.length).toBeGreaterThanOrEqual(8 * (5_000 + 9 + 16));
+    const again = sealMany(wasm, pairs.map(({ a }) => ({ session: a, type: 0x40, plaintext: text('y'.repeat(5_000)) })), scratch);
+    expect(again.every((f) => f.buffer === scratch.out.buffer)).toBe(true);
+    // The next call overwrites the region: a caller keeping frames must copy them first.
+    const kept = again[0]!.slice();
+    sealMany(wasm, pairs.map(({ a }) => ({ session: a, type: 0x40, plaintext: text('z'.repeat(5_000)) })), scratch);
+    expect([...again[0]!]).not.toEqual([...kept]);
+  });
+
+  test('a call larger than maxBytes gets its own buffer and leaves the scratch as it was', async () => {
+    const { wasm, pairs } = await wasmPairs(4);
+    const scratch = new BatchScratch(1_024, 4_096);
+    const frames = sealMany(wasm, pairs.map(({ a }) => ({ session: a, type: 0x40, plaintext: new Uint8Array(2_000) })), scratch);
+    expect(frames.some((f) => f.buffer === scratch.out.buffer)).toBe(false);
+    expect(scratch.out.length).toBe(1_024);
+    for (const [i, f] of frames.entries()) expect(pairs[i]!.twin.open(f).plaintext.length).toBe(2_000);
+  });
+
+  test('openMany: plaintexts are views of the scratch with the same verdicts as without it (forged and replayed frames refused)', async () => {
+    const { wasm, pairs } = await wasmPairs(6);
+    const scratch = new BatchScratch(64);
+    // Round 0 does not fit in 64 bytes and round 1 not in what round 0 grew it to; round 2 (the
+    // size of round 1) fits.
+    const repeat = [1, 20, 20];
+    for (let round = 0; round < 3; round++) {
+      const message = (i: number) => `round ${round} from ${i}`.repeat(repeat[round]!);
+      const frames = pairs.map(({ a }, i) => a.seal(0x40, text(message(i))));
+      const forged = frames[2]!.slice();
+      forged[forged.length - 1]! ^= 1;
+      const requests = [
+        ...frames.map((frame, i) => ({ session: pairs[i]!.b, frame: i === 2 ? forged : frame })),
+        { session: pairs[0]!.b, frame: frames[0]! }, // a duplicate inside the batch
+      ];
+      const results = openMany(wasm, requests, scratch);
+      const verdicts = results.map((r) => (r instanceof ChannelError ? r.code : str((r as { plaintext: Uint8Array }).plaintext)));
+      expect(verdicts).toEqual([
+        ...frames.map((_, i) => (i === 2 ? 'DECRYPT_FAILED' : message(i))),
+        'REPLAY',
+      ]);
+      const opened = results.filter((r): r is { type: number; plaintext: Uint8Array; counter: number } => !(r instanceof Error));
+      expect(opened.every((r) => r.plaintext.buffer === scratch.out.buffer)).toBe(round === 2);
+      // The forged frame's receiver still accepts the genuine one afterwards (nothing was advanced).
+      expect(str(pairs[2]!.b.open(frames[2]!).plaintext)).toBe(message(2));
     }
   });
 });
