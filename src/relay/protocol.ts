@@ -195,13 +195,61 @@ const COMMA = 0x2c;
 const CLOSE_BRACKET = 0x5d;
 
 /**
+ * Bump allocation for the batch payloads of one flush: `take(n)` hands out views of one chunk,
+ * and `reset()` (once nothing taken is in use) starts over on the largest chunk so far. A batch
+ * payload is sealed (copied) in the turn it is encoded, so a fresh buffer each — kilobytes,
+ * zero-filled, then written — is work the collector has to undo.
+ */
+export class PayloadArena {
+  private chunk: Uint8Array;
+  private used = 0;
+  /** Bytes taken since the last reset, over every chunk. */
+  private taken = 0;
+
+  constructor(
+    initialBytes = 64 * 1024,
+    private readonly maxChunkBytes = 8 * 1024 * 1024,
+  ) {
+    this.chunk = new Uint8Array(initialBytes);
+  }
+
+  take(bytes: number): Uint8Array {
+    if (bytes > this.maxChunkBytes) return new Uint8Array(bytes);
+    if (this.used + bytes > this.chunk.length) {
+      // Views taken so far keep the old chunk alive; the rest of this flush goes to a new one.
+      this.chunk = new Uint8Array(this.fitting(Math.max(bytes, this.chunk.length * 2)));
+      this.used = 0;
+    }
+    const view = this.chunk.subarray(this.used, this.used + bytes);
+    this.used += bytes;
+    this.taken += bytes;
+    return view;
+  }
+
+  reset(): void {
+    // A flush that did not fit in one chunk: the next one like it will.
+    if (this.taken > this.chunk.length) this.chunk = new Uint8Array(this.fitting(this.taken));
+    this.used = 0;
+    this.taken = 0;
+  }
+
+  /** A power-of-two multiple of the current chunk size holding `bytes`, at most `maxChunkBytes`. */
+  private fitting(bytes: number): number {
+    let size = this.chunk.length;
+    while (size < bytes) size *= 2;
+    return Math.min(size, this.maxChunkBytes);
+  }
+}
+
+/**
  * The payloads that carry `events` to one connection, in order: one event alone as its JSON
  * object, several as one JSON array of them (a batch), split so that no payload passes
  * `maxBytes` (an event that does not fit alone still goes alone). One frame per payload, so a
  * connection that is sent many events in one event-loop turn costs one seal and one write per
- * batch instead of per event (docs/RELAY.md "Batches").
+ * batch instead of per event (docs/RELAY.md "Batches"). With `arena`, batch payloads are views
+ * of it, valid until its next `reset`.
  */
-export function encodeEvents(events: readonly RelayEvent[], maxBytes: number): Uint8Array[] {
+export function encodeEvents(events: readonly RelayEvent[], maxBytes: number, arena?: PayloadArena): Uint8Array[] {
   if (events.length === 1) return [encodeEvent(events[0]!)];
   const out: Uint8Array[] = [];
   let parts: Uint8Array[] = [];
@@ -211,7 +259,7 @@ export function encodeEvents(events: readonly RelayEvent[], maxBytes: number): U
     if (parts.length === 1) {
       out.push(parts[0]!);
     } else {
-      const payload = new Uint8Array(size + 1);
+      const payload = arena ? arena.take(size + 1) : new Uint8Array(size + 1);
       payload[0] = OPEN_BRACKET;
       let at = 1;
       for (let i = 0; i < parts.length; i++) {

@@ -30,7 +30,7 @@ import {
 import type { BatchAead } from '../crypto/types.ts';
 import type { AuditEvent } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { encodeEvents, type Relay, type RelayEvent, type RelaySession } from '../relay/index.ts';
+import { encodeEvents, PayloadArena, type Relay, type RelayEvent, type RelaySession } from '../relay/index.ts';
 import type { SecurityLimits } from '../security/limits.ts';
 
 /** Frame type of relay traffic: UTF-8 JSON commands (client → server) and events (server → client). */
@@ -100,6 +100,8 @@ export class FanoutSealer {
   private readonly run = () => this.flush();
   /** The turn's sealed frames: views of it until the end of `sealAndSend` (see `BatchScratch`). */
   private readonly scratch = new BatchScratch();
+  /** The turn's batch payloads (sealed, so copied, before `sealAndSend` returns). */
+  private readonly payloads = new PayloadArena();
 
   constructor(
     private readonly aead: BatchAead,
@@ -161,6 +163,8 @@ export class FanoutSealer {
   private sealAndSend(): void {
     const jobs = this.jobs;
     this.jobs = [];
+    // The last flush's payloads were sealed (copied) before it returned.
+    this.payloads.reset();
     // Each connection's events of this turn, in delivery order; connections in first-delivery
     // order. A connection's events go out as few frames as fit (one batch payload each).
     const order: ChannelConnection[] = [];
@@ -188,7 +192,7 @@ export class FanoutSealer {
       connection.pendingEvents = null;
       const session = connection.openSession!;
       const max = session.maxPlaintextBytes;
-      const payloads = lastEvents !== null && max === lastMax && sameEvents(events, lastEvents) ? lastPayloads : encodeEvents(events, max);
+      const payloads = lastEvents !== null && max === lastMax && sameEvents(events, lastEvents) ? lastPayloads : encodeEvents(events, max, this.payloads);
       lastEvents = events;
       lastPayloads = payloads;
       lastMax = max;
