@@ -248,6 +248,7 @@ export class FanoutSealer {
 export class FrameInbox {
   private frames: { connection: ChannelConnection; frame: Uint8Array }[] = [];
   private scheduled = false;
+  private flushing = false;
   private readonly run = () => this.flush();
   /**
    * The turn's plaintexts: views of it while `flush` hands them over. The relay decodes a
@@ -269,6 +270,11 @@ export class FrameInbox {
 
   /** Opens and hands over everything queued now. */
   flush(): void {
+    // A channel that closes while this turn's frames are handed over flushes the inbox first
+    // (`ChannelConnection.close`). Nothing can have arrived since (sockets are read between
+    // turns), and a nested batch would overwrite the scratch whose plaintexts are being handed
+    // over: frames pushed meanwhile wait for the turn this push scheduled.
+    if (this.flushing) return;
     this.scheduled = false;
     const frames = this.frames;
     if (frames.length === 0) return;
@@ -281,8 +287,13 @@ export class FrameInbox {
       requests.push({ session, frame });
       owners.push(connection);
     }
-    const opened = requests.length > 0 ? this.openAll(requests) : [];
-    for (let i = 0; i < opened.length; i++) owners[i]!.acceptOpened(opened[i]!);
+    this.flushing = true;
+    try {
+      const opened = requests.length > 0 ? this.openAll(requests) : [];
+      for (let i = 0; i < opened.length; i++) owners[i]!.acceptOpened(opened[i]!);
+    } finally {
+      this.flushing = false;
+    }
     this.sealer.flush();
   }
 
